@@ -1,0 +1,183 @@
+package file
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/terminator-proxy/terminator/certs"
+)
+
+// Options configure a Manager. The zero value is usable.
+type Options struct {
+	// Rescan is the interval of the checksum safety-net rescan; default 10s.
+	Rescan time.Duration
+	// Debounce is how long the directory must be quiet after an event
+	// before files are compared; default 100ms.
+	Debounce time.Duration
+	// Logger receives watch errors; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Manager serves file:// references and watches them. Create it with New
+// and run Run in a goroutine owned by the caller; it is safe for concurrent
+// use.
+type Manager struct {
+	opts    Options
+	watcher *fsnotify.Watcher
+	changed chan struct{}
+
+	mu sync.Mutex // guards the fields below
+	// digests holds the SHA-256 of each file's content as last read (absent
+	// files are recorded as the empty digest).
+	digests map[string][sha256.Size]byte
+	// cache maps a ref to the bundle parsed from the digests it was read at.
+	cache map[string]cached
+	// watched holds the refs of the current snapshot; dirs the directories
+	// watched for them.
+	watched map[string]bool
+	dirs    map[string]bool
+}
+
+type cached struct {
+	key    [sha256.Size]byte // digest over the ref's files
+	bundle *certs.Bundle
+}
+
+var absentDigest [sha256.Size]byte
+
+// New returns a Manager; it starts watching once Run runs.
+func New(opts Options) (*Manager, error) {
+	if opts.Rescan <= 0 {
+		opts.Rescan = 10 * time.Second
+	}
+	if opts.Debounce <= 0 {
+		opts.Debounce = 100 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("file cert manager: starting watcher: %w", err)
+	}
+	return &Manager{
+		opts:    opts,
+		watcher: w,
+		changed: make(chan struct{}, 1),
+		digests: map[string][sha256.Size]byte{},
+		cache:   map[string]cached{},
+		watched: map[string]bool{},
+		dirs:    map[string]bool{},
+	}, nil
+}
+
+// Bundle implements certs.Manager. A ref whose files are unchanged since the
+// last call returns the same *Bundle without parsing again.
+func (m *Manager) Bundle(_ context.Context, ref string) (*certs.Bundle, error) {
+	l, err := parseRef(ref)
+	if err != nil {
+		return nil, &certs.RefError{Ref: ref, Err: err}
+	}
+	contents, key, err := m.readAll(l)
+	if err != nil {
+		return nil, &certs.RefError{Ref: ref, Err: err}
+	}
+	m.mu.Lock()
+	c, ok := m.cache[ref]
+	m.mu.Unlock()
+	if ok && c.key == key {
+		return c.bundle, nil
+	}
+	var pass []byte
+	if p := contents[l.passphrase]; p != nil {
+		pass = bytes.TrimRight(p, "\r\n")
+	}
+	var b *certs.Bundle
+	if l.key == "" && l.intermediates == "" {
+		b, err = certs.Parse(ref, contents[l.cert], pass)
+	} else {
+		b, err = certs.ParseParts(ref, contents[l.cert], contents[l.key], contents[l.intermediates], pass)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.cache[ref] = cached{key: key, bundle: b}
+	m.mu.Unlock()
+	return b, nil
+}
+
+// Secret implements certs.Manager: the raw content of the referenced file
+// (PATH.crt in Octavia's layout, as its get_secret does).
+func (m *Manager) Secret(_ context.Context, ref string) ([]byte, error) {
+	l, err := parseRef(ref)
+	if err != nil {
+		return nil, &certs.RefError{Ref: ref, Err: err}
+	}
+	data, err := m.read(l.cert, false)
+	if err != nil {
+		return nil, &certs.RefError{Ref: ref, Err: err}
+	}
+	return data, nil
+}
+
+// readAll reads every file of a layout and returns the contents and one
+// digest over all of them.
+func (m *Manager) readAll(l layout) (map[string][]byte, [sha256.Size]byte, error) {
+	out := map[string][]byte{}
+	h := sha256.New()
+	for _, p := range l.paths() {
+		data, err := m.read(p, l.optional[p])
+		if err != nil {
+			return nil, [sha256.Size]byte{}, err
+		}
+		out[p] = data
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(data))
+		h.Write(data)
+	}
+	var key [sha256.Size]byte
+	copy(key[:], h.Sum(nil))
+	return out, key, nil
+}
+
+// read returns a file's content and records its digest. An optional file
+// that does not exist reads as nil.
+func (m *Manager) read(p string, optional bool) ([]byte, error) {
+	data, err := os.ReadFile(p)
+	var d [sha256.Size]byte
+	switch {
+	case err == nil:
+		d = sha256.Sum256(data)
+	case optional && errors.Is(err, fs.ErrNotExist):
+		data, err = nil, nil
+	default:
+		return nil, fmt.Errorf("reading %s: %w", p, unwrapPath(err))
+	}
+	m.mu.Lock()
+	m.digests[p] = d
+	m.mu.Unlock()
+	return data, nil
+}
+
+// unwrapPath drops *fs.PathError's own copy of the path, which the caller
+// already names.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		if errors.Is(pe.Err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: %w", certs.ErrNotFound, pe.Err)
+		}
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,192 @@
+package config
+
+import "strings"
+
+// Protocols, client-authentication modes and algorithms, spelled as Octavia
+// spells them.
+const (
+	ProtocolHTTP            = "HTTP"
+	ProtocolTerminatedHTTPS = "TERMINATED_HTTPS"
+
+	ClientAuthNone      = "NONE"
+	ClientAuthOptional  = "OPTIONAL"
+	ClientAuthMandatory = "MANDATORY"
+
+	AlgorithmRoundRobin = "ROUND_ROBIN"
+)
+
+// Octavia's listener defaults (octavia constants.py), in milliseconds.
+const (
+	DefaultTimeoutClientData    = 50000
+	DefaultTimeoutMemberConnect = 5000
+	DefaultTimeoutMemberData    = 50000
+	DefaultConnectionLimit      = 50000 // [haproxy_amphora] default_connection_limit, used for -1
+	maxTimeout                  = 2073600000
+)
+
+// Config is one complete, immutable-by-convention configuration. Callers must
+// not modify a Config after handing it to the data plane; build a new one.
+type Config struct {
+	Admin     Admin      `yaml:"admin,omitempty" json:"admin,omitempty"`
+	Log       Log        `yaml:"log,omitempty" json:"log,omitempty"`
+	TLS       TLSGlobal  `yaml:"tls,omitempty" json:"tls,omitempty"`
+	Listeners []Listener `yaml:"listeners" json:"listeners"`
+	Pools     []Pool     `yaml:"pools,omitempty" json:"pools,omitempty"`
+}
+
+// Admin is the plain-HTTP operations endpoint: /metrics, /healthz, /readyz.
+// An empty Bind disables it.
+type Admin struct {
+	Bind string `yaml:"bind,omitempty" json:"bind,omitempty"`
+}
+
+// Log selects the log format ("text" or "json"), the level ("debug",
+// "info", "warn", "error") and whether one access-log line is written per
+// request (default true).
+type Log struct {
+	Format    string `yaml:"format,omitempty" json:"format,omitempty"`
+	Level     string `yaml:"level,omitempty" json:"level,omitempty"`
+	AccessLog *bool  `yaml:"access_log,omitempty" json:"access_log,omitempty"`
+}
+
+// TLSGlobal holds process-wide TLS settings that Octavia has no field for.
+type TLSGlobal struct {
+	// SessionTicketKeysFile names a file of base64-encoded 32-byte keys, one a
+	// line; the first encrypts new tickets and all of them decrypt. Several
+	// instances sharing the file resume each other's sessions. Empty means
+	// per-process keys rotated by crypto/tls.
+	SessionTicketKeysFile string `yaml:"session_ticket_keys_file,omitempty" json:"session_ticket_keys_file,omitempty"`
+	// RescanInterval is how often, in milliseconds, file-backed references
+	// are re-read and compared by checksum, as a safety net for missed
+	// change notifications. Default 10000; 0 uses the default.
+	RescanInterval int `yaml:"rescan_interval,omitempty" json:"rescan_interval,omitempty"`
+}
+
+// Listener is an Octavia listener. Bind replaces Octavia's VIP address and
+// protocol_port; StrictSNI is a terminator extension.
+type Listener struct {
+	ID           string `yaml:"id,omitempty" json:"id,omitempty"`
+	Name         string `yaml:"name,omitempty" json:"name,omitempty"`
+	Description  string `yaml:"description,omitempty" json:"description,omitempty"`
+	AdminStateUp *bool  `yaml:"admin_state_up,omitempty" json:"admin_state_up,omitempty"`
+	Protocol     string `yaml:"protocol" json:"protocol"`
+	Bind         string `yaml:"bind" json:"bind"`
+
+	DefaultTLSContainerRef  string   `yaml:"default_tls_container_ref,omitempty" json:"default_tls_container_ref,omitempty"`
+	SNIContainerRefs        []string `yaml:"sni_container_refs,omitempty" json:"sni_container_refs,omitempty"`
+	ClientAuthentication    string   `yaml:"client_authentication,omitempty" json:"client_authentication,omitempty"`
+	ClientCATLSContainerRef string   `yaml:"client_ca_tls_container_ref,omitempty" json:"client_ca_tls_container_ref,omitempty"`
+	ClientCRLContainerRef   string   `yaml:"client_crl_container_ref,omitempty" json:"client_crl_container_ref,omitempty"`
+	TLSVersions             []string `yaml:"tls_versions,omitempty" json:"tls_versions,omitempty"`
+	TLSCiphers              string   `yaml:"tls_ciphers,omitempty" json:"tls_ciphers,omitempty"`
+	ALPNProtocols           []string `yaml:"alpn_protocols,omitempty" json:"alpn_protocols,omitempty"`
+	// StrictSNI rejects handshakes whose server name matches no certificate
+	// (haproxy strict-sni); handshakes without SNI still get the default.
+	StrictSNI bool `yaml:"strict_sni,omitempty" json:"strict_sni,omitempty"`
+
+	InsertHeaders        map[string]string `yaml:"insert_headers,omitempty" json:"insert_headers,omitempty"`
+	TimeoutClientData    *int              `yaml:"timeout_client_data,omitempty" json:"timeout_client_data,omitempty"`
+	TimeoutMemberConnect *int              `yaml:"timeout_member_connect,omitempty" json:"timeout_member_connect,omitempty"`
+	TimeoutMemberData    *int              `yaml:"timeout_member_data,omitempty" json:"timeout_member_data,omitempty"`
+	ConnectionLimit      *int              `yaml:"connection_limit,omitempty" json:"connection_limit,omitempty"`
+	HSTSMaxAge           *int              `yaml:"hsts_max_age,omitempty" json:"hsts_max_age,omitempty"`
+	HSTSIncludeSubdomain bool              `yaml:"hsts_include_subdomains,omitempty" json:"hsts_include_subdomains,omitempty"`
+	HSTSPreload          bool              `yaml:"hsts_preload,omitempty" json:"hsts_preload,omitempty"`
+
+	// DefaultPool names the pool by name or id; DefaultPoolID is Octavia's
+	// id-only spelling. At most one may be set.
+	DefaultPool   string `yaml:"default_pool,omitempty" json:"default_pool,omitempty"`
+	DefaultPoolID string `yaml:"default_pool_id,omitempty" json:"default_pool_id,omitempty"`
+}
+
+// Pool is an Octavia pool of members.
+type Pool struct {
+	ID           string   `yaml:"id,omitempty" json:"id,omitempty"`
+	Name         string   `yaml:"name,omitempty" json:"name,omitempty"`
+	Description  string   `yaml:"description,omitempty" json:"description,omitempty"`
+	AdminStateUp *bool    `yaml:"admin_state_up,omitempty" json:"admin_state_up,omitempty"`
+	Protocol     string   `yaml:"protocol,omitempty" json:"protocol,omitempty"`
+	LBAlgorithm  string   `yaml:"lb_algorithm,omitempty" json:"lb_algorithm,omitempty"`
+	Members      []Member `yaml:"members,omitempty" json:"members,omitempty"`
+}
+
+// Member is one backend server of a pool.
+type Member struct {
+	ID           string `yaml:"id,omitempty" json:"id,omitempty"`
+	Name         string `yaml:"name,omitempty" json:"name,omitempty"`
+	Address      string `yaml:"address" json:"address"`
+	ProtocolPort int    `yaml:"protocol_port" json:"protocol_port"`
+	Weight       *int   `yaml:"weight,omitempty" json:"weight,omitempty"`
+	Backup       bool   `yaml:"backup,omitempty" json:"backup,omitempty"`
+	AdminStateUp *bool  `yaml:"admin_state_up,omitempty" json:"admin_state_up,omitempty"`
+}
+
+// Key returns the listener's identity: its id, or its name when it has no id.
+func (l *Listener) Key() string {
+	if l.ID != "" {
+		return l.ID
+	}
+	return l.Name
+}
+
+// Key returns the pool's identity: its id, or its name when it has no id.
+func (p *Pool) Key() string {
+	if p.ID != "" {
+		return p.ID
+	}
+	return p.Name
+}
+
+// Enabled reports admin_state_up, which defaults to true.
+func (l *Listener) Enabled() bool { return l.AdminStateUp == nil || *l.AdminStateUp }
+
+// Enabled reports admin_state_up, which defaults to true.
+func (m *Member) Enabled() bool { return m.AdminStateUp == nil || *m.AdminStateUp }
+
+// PoolRef is the listener's default pool reference, by either spelling.
+func (l *Listener) PoolRef() string {
+	if l.DefaultPool != "" {
+		return l.DefaultPool
+	}
+	return l.DefaultPoolID
+}
+
+// HeaderEnabled reports whether insert_headers turns the named header on.
+// As in Octavia, only the value "true" (any case) enables a header.
+func (l *Listener) HeaderEnabled(name string) bool {
+	for k, v := range l.InsertHeaders {
+		if strings.EqualFold(k, name) {
+			return strings.EqualFold(v, "true")
+		}
+	}
+	return false
+}
+
+// CertRefs lists every certificate reference the listener uses, the default
+// first, without duplicates.
+func (l *Listener) CertRefs() []string {
+	out := make([]string, 0, 1+len(l.SNIContainerRefs))
+	seen := map[string]bool{}
+	for _, r := range append([]string{l.DefaultTLSContainerRef}, l.SNIContainerRefs...) {
+		if r != "" && !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// FindPool returns the pool whose id or name is ref, or nil.
+func (c *Config) FindPool(ref string) *Pool {
+	for i := range c.Pools {
+		if c.Pools[i].ID == ref && ref != "" {
+			return &c.Pools[i]
+		}
+	}
+	for i := range c.Pools {
+		if c.Pools[i].Name == ref && ref != "" {
+			return &c.Pools[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,326 @@
+package config
+
+import (
+	"net"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Headers terminator can insert, by Octavia's names (octavia-lib
+// SUPPORTED_HTTP_HEADERS and SUPPORTED_SSL_HEADERS).
+var (
+	httpHeaders = []string{"X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto"}
+	sslHeaders  = []string{
+		"X-SSL-Client-Verify", "X-SSL-Client-Has-Cert", "X-SSL-Client-DN", "X-SSL-Client-CN",
+		"X-SSL-Issuer", "X-SSL-Client-SHA1", "X-SSL-Client-Not-Before", "X-SSL-Client-Not-After",
+	}
+	alpnNames = []string{"h2", "http/1.1", "http/1.0"}
+)
+
+// Validate checks the whole config and returns every error at once (as
+// Problems) together with warnings that do not stop it from serving. It
+// expects ApplyDefaults to have run.
+func (c *Config) Validate() (warnings Problems, err error) {
+	var v collector
+	if c.Admin.Bind != "" {
+		checkBind(&v, "admin.bind", c.Admin.Bind)
+	}
+	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
+		v.errorf("log.format", "must be text or json, not %q", c.Log.Format)
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		v.errorf("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
+	}
+	if c.TLS.RescanInterval < 0 {
+		v.errorf("tls.rescan_interval", "must not be negative")
+	}
+	if len(c.Listeners) == 0 {
+		v.errorf("listeners", "at least one listener is required")
+	}
+	c.validatePools(&v)
+	binds := map[string]int{}
+	keys := map[string]int{}
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		c.validateListener(&v, i, l)
+		if k := l.Key(); k != "" {
+			if j, dup := keys[k]; dup {
+				v.errorf(at("listeners", i, ""), "duplicate listener %q (also listeners[%d])", k, j)
+			}
+			keys[k] = i
+		}
+		if j, dup := binds[l.Bind]; dup && l.Bind != "" {
+			v.errorf(at("listeners", i, "bind"), "address %s is already bound by listeners[%d]", l.Bind, j)
+		}
+		binds[l.Bind] = i
+	}
+	if len(v.errs) > 0 {
+		return v.warns, v.errs
+	}
+	return v.warns, nil
+}
+
+func (c *Config) validateListener(v *collector, i int, l *Listener) {
+	p := func(field string) string { return at("listeners", i, field) }
+	if l.Key() == "" {
+		v.errorf(p(""), "a listener needs a name or an id")
+	}
+	checkLen(v, p("name"), l.Name)
+	checkLen(v, p("description"), l.Description)
+	switch l.Protocol {
+	case ProtocolHTTP, ProtocolTerminatedHTTPS:
+	case "":
+		v.errorf(p("protocol"), "is required (HTTP or TERMINATED_HTTPS)")
+	case "TCP", "HTTPS", "UDP", "SCTP", "PROMETHEUS":
+		v.errorf(p("protocol"), "%s listeners are not supported; terminator serves HTTP and TERMINATED_HTTPS", l.Protocol)
+	default:
+		v.errorf(p("protocol"), "unknown protocol %q (want HTTP or TERMINATED_HTTPS)", l.Protocol)
+	}
+	if l.Bind == "" {
+		v.errorf(p("bind"), "is required (host:port)")
+	} else {
+		checkBind(v, p("bind"), l.Bind)
+	}
+	tlsListener := l.Protocol == ProtocolTerminatedHTTPS
+	if tlsListener {
+		validateTLS(v, p, l)
+	} else {
+		tlsOnly := []struct {
+			field string
+			set   bool
+		}{
+			{"default_tls_container_ref", l.DefaultTLSContainerRef != ""},
+			{"sni_container_refs", len(l.SNIContainerRefs) > 0},
+			{"client_ca_tls_container_ref", l.ClientCATLSContainerRef != ""},
+			{"client_crl_container_ref", l.ClientCRLContainerRef != ""},
+			{"tls_versions", len(l.TLSVersions) > 0},
+			{"tls_ciphers", l.TLSCiphers != ""},
+			{"alpn_protocols", len(l.ALPNProtocols) > 0},
+			{"hsts_max_age", l.HSTSMaxAge != nil},
+			{"strict_sni", l.StrictSNI},
+		}
+		for _, f := range tlsOnly {
+			if f.set {
+				v.errorf(p(f.field), "is only allowed on TERMINATED_HTTPS listeners")
+			}
+		}
+		if l.ClientAuthentication != ClientAuthNone {
+			v.errorf(p("client_authentication"), "is only allowed on TERMINATED_HTTPS listeners")
+		}
+	}
+	validateHeaders(v, p("insert_headers"), l.InsertHeaders, tlsListener)
+	for _, t := range []struct {
+		field string
+		ms    *int
+	}{
+		{"timeout_client_data", l.TimeoutClientData},
+		{"timeout_member_connect", l.TimeoutMemberConnect},
+		{"timeout_member_data", l.TimeoutMemberData},
+	} {
+		if t.ms != nil && (*t.ms < 0 || *t.ms > maxTimeout) {
+			v.errorf(p(t.field), "must be between 0 and %d ms, not %d", maxTimeout, *t.ms)
+		}
+	}
+	if l.ConnectionLimit != nil && *l.ConnectionLimit < -1 {
+		v.errorf(p("connection_limit"), "must be -1 (default) or more, not %d", *l.ConnectionLimit)
+	}
+	if l.HSTSMaxAge != nil && *l.HSTSMaxAge < 0 {
+		v.errorf(p("hsts_max_age"), "must not be negative")
+	}
+	if (l.HSTSIncludeSubdomain || l.HSTSPreload) && l.HSTSMaxAge == nil {
+		v.errorf(p("hsts_max_age"), "is required when hsts_include_subdomains or hsts_preload is set")
+	}
+	if l.DefaultPool != "" && l.DefaultPoolID != "" {
+		v.errorf(p("default_pool_id"), "set default_pool or default_pool_id, not both")
+	}
+	if ref := l.PoolRef(); ref != "" && c.FindPool(ref) == nil {
+		field := "default_pool"
+		if l.DefaultPool == "" {
+			field = "default_pool_id"
+		}
+		v.errorf(p(field), "no pool has the name or id %q", ref)
+	}
+}
+
+func validateTLS(v *collector, p func(string) string, l *Listener) {
+	if l.DefaultTLSContainerRef == "" && len(l.SNIContainerRefs) == 0 {
+		v.errorf(p("default_tls_container_ref"), "a TERMINATED_HTTPS listener needs default_tls_container_ref or sni_container_refs")
+	}
+	if l.DefaultTLSContainerRef != "" {
+		checkRef(v, p("default_tls_container_ref"), l.DefaultTLSContainerRef)
+	}
+	for j, r := range l.SNIContainerRefs {
+		checkRef(v, at(p("sni_container_refs"), j, ""), r)
+	}
+	switch l.ClientAuthentication {
+	case ClientAuthNone, ClientAuthOptional, ClientAuthMandatory:
+	default:
+		v.errorf(p("client_authentication"), "must be NONE, OPTIONAL or MANDATORY, not %q", l.ClientAuthentication)
+	}
+	if l.ClientAuthentication != ClientAuthNone && l.ClientCATLSContainerRef == "" {
+		v.errorf(p("client_ca_tls_container_ref"), "is required when client_authentication is %s", l.ClientAuthentication)
+	}
+	if l.ClientCATLSContainerRef != "" {
+		checkRef(v, p("client_ca_tls_container_ref"), l.ClientCATLSContainerRef)
+		if l.ClientAuthentication == ClientAuthNone {
+			v.warnf(p("client_ca_tls_container_ref"), "is set but client_authentication is NONE: client certificates are not requested")
+		}
+	}
+	if l.ClientCRLContainerRef != "" {
+		checkRef(v, p("client_crl_container_ref"), l.ClientCRLContainerRef)
+		if l.ClientCATLSContainerRef == "" {
+			v.errorf(p("client_crl_container_ref"), "requires client_ca_tls_container_ref")
+		}
+	}
+	minV, _, err := ParseTLSVersions(l.TLSVersions)
+	if err != nil {
+		v.errorf(p("tls_versions"), "%v", err)
+	}
+	ids, skipped, err := ParseCiphers(l.TLSCiphers)
+	switch {
+	case err != nil:
+		v.errorf(p("tls_ciphers"), "%v", err)
+	case len(ids) == 0 && minV != 0 && minV < 0x0304:
+		v.errorf(p("tls_ciphers"), "no cipher usable below TLS 1.3 remains, but tls_versions enables TLS versions below 1.3")
+	case len(skipped) > 0 && l.TLSCiphers != DefaultListenerCiphers:
+		v.warnf(p("tls_ciphers"), "not implemented by Go's crypto/tls, ignored: %s", strings.Join(skipped, ":"))
+	}
+	for j, a := range l.ALPNProtocols {
+		if !slices.Contains(alpnNames, a) {
+			v.errorf(at(p("alpn_protocols"), j, ""), "unknown ALPN protocol %q (want h2, http/1.1 or http/1.0)", a)
+		}
+	}
+}
+
+func validateHeaders(v *collector, path string, h map[string]string, tlsListener bool) {
+	for _, k := range sortedKeys(h) {
+		val := h[k]
+		name := canonicalHeader(k)
+		switch {
+		case slices.Contains(sslHeaders, name):
+			if !tlsListener {
+				v.errorf(path+"."+k, "is only allowed on TERMINATED_HTTPS listeners")
+			}
+		case slices.Contains(httpHeaders, name):
+		default:
+			v.errorf(path+"."+k, "unknown header; supported: %s", strings.Join(append(slices.Clone(httpHeaders), sslHeaders...), ", "))
+			continue
+		}
+		if _, err := strconv.ParseBool(strings.ToLower(val)); err != nil {
+			v.errorf(path+"."+k, "value must be \"true\" or \"false\", not %q", val)
+		}
+	}
+}
+
+func (c *Config) validatePools(v *collector) {
+	keys := map[string]int{}
+	for i := range c.Pools {
+		pl := &c.Pools[i]
+		p := func(field string) string { return at("pools", i, field) }
+		if pl.Key() == "" {
+			v.errorf(p(""), "a pool needs a name or an id")
+		}
+		for _, k := range []string{pl.ID, pl.Name} {
+			if j, dup := keys[k]; dup && k != "" && j != i {
+				v.errorf(p(""), "pool name or id %q is also used by pools[%d]", k, j)
+			}
+			if k != "" {
+				keys[k] = i
+			}
+		}
+		checkLen(v, p("name"), pl.Name)
+		switch pl.Protocol {
+		case ProtocolHTTP:
+		case "HTTPS", "PROXY", "PROXYV2", "TCP", "UDP", "SCTP":
+			v.errorf(p("protocol"), "%s pools are not supported yet; use HTTP", pl.Protocol)
+		default:
+			v.errorf(p("protocol"), "unknown pool protocol %q", pl.Protocol)
+		}
+		switch pl.LBAlgorithm {
+		case AlgorithmRoundRobin:
+		case "LEAST_CONNECTIONS", "SOURCE_IP", "SOURCE_IP_PORT":
+			v.errorf(p("lb_algorithm"), "%s is not supported yet; use ROUND_ROBIN", pl.LBAlgorithm)
+		default:
+			v.errorf(p("lb_algorithm"), "unknown algorithm %q", pl.LBAlgorithm)
+		}
+		seen := map[string]int{}
+		for j := range pl.Members {
+			m := &pl.Members[j]
+			mp := func(field string) string { return at(p("members"), j, field) }
+			if _, err := netip.ParseAddr(m.Address); err != nil {
+				v.errorf(mp("address"), "must be an IP address, not %q", m.Address)
+			}
+			if m.ProtocolPort < 1 || m.ProtocolPort > 65535 {
+				v.errorf(mp("protocol_port"), "must be 1-65535, not %d", m.ProtocolPort)
+			}
+			if m.Weight != nil && (*m.Weight < 0 || *m.Weight > 256) {
+				v.errorf(mp("weight"), "must be 0-256, not %d", *m.Weight)
+			}
+			addr := net.JoinHostPort(m.Address, strconv.Itoa(m.ProtocolPort))
+			if k, dup := seen[addr]; dup {
+				v.errorf(mp(""), "member %s is already pools[%d].members[%d]", addr, i, k)
+			}
+			seen[addr] = j
+		}
+	}
+}
+
+// checkRef checks a certificate reference's form: a URL with a scheme, or an
+// Octavia local-cert-manager style path. Whether a manager handles the scheme
+// is decided when the reference is fetched.
+func checkRef(v *collector, path, ref string) {
+	if len(ref) > 255 {
+		v.errorf(path, "is longer than 255 characters")
+	}
+	u, err := url.Parse(ref)
+	if err != nil {
+		v.errorf(path, "is not a valid reference: %v", err)
+		return
+	}
+	if u.Scheme == "" {
+		v.errorf(path, "%q has no scheme; write file:///path, vault:…, or a Barbican https:// href", ref)
+	}
+}
+
+func checkBind(v *collector, path, bind string) {
+	host, port, err := net.SplitHostPort(bind)
+	if err != nil {
+		v.errorf(path, "must be host:port: %v", err)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.errorf(path, "port %q must be a number 0-65535", port)
+	}
+	if host != "" && host != "localhost" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			v.errorf(path, "host must be an IP address, localhost or empty, not %q", host)
+		}
+	}
+}
+
+func checkLen(v *collector, path, s string) {
+	if len(s) > 255 {
+		v.errorf(path, "is longer than 255 characters")
+	}
+}
+
+func canonicalHeader(k string) string {
+	for _, h := range append(slices.Clone(httpHeaders), sslHeaders...) {
+		if strings.EqualFold(h, k) {
+			return h
+		}
+	}
+	return k
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
