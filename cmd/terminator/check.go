@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/terminator-proxy/terminator/certs"
+	"github.com/terminator-proxy/terminator/config"
+	"github.com/terminator-proxy/terminator/dataplane"
+	"github.com/terminator-proxy/terminator/metrics"
+)
+
+// cmdCheck validates a config and everything it refers to, printing every
+// problem with its path. Exit 0: servable (maybe with warnings); 1: not.
+func cmdCheck(args []string) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	path := fs.String("config", "/etc/terminator/terminator.yaml", "config file (YAML or JSON)")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long fetching certificates may take")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, warnings, err := config.Load(*path)
+	printProblems("warning: ", warnings)
+	if err != nil {
+		var ps config.Problems
+		if errors.As(err, &ps) {
+			fmt.Fprintf(os.Stderr, "%s: %d problem(s):\n", *path, len(ps))
+			printProblems("", ps)
+		} else {
+			fmt.Fprintln(os.Stderr, err)
+		}
+		return 1
+	}
+	mgrs, err := newManagers(cfg, newLogger("text", "error"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	snap, err := dataplane.Build(ctx, cfg, mgrs.registry, metrics.New(), time.Now())
+	if err != nil {
+		var ps config.Problems
+		if errors.As(err, &ps) {
+			fmt.Fprintf(os.Stderr, "%s: %d problem(s):\n", *path, len(ps))
+			printProblems("", ps)
+		} else {
+			fmt.Fprintln(os.Stderr, err)
+		}
+		return 1
+	}
+	printProblems("warning: ", snap.Warnings)
+	for _, ls := range snap.Listeners {
+		fmt.Printf("listener %s on %s: %d certificate(s)\n", ls.Key, ls.Bind, len(ls.Bundles))
+		for _, b := range ls.Bundles {
+			fmt.Printf("  %s  %s  not after %s\n", strings.Join(b.Names, ","), b.Ref, b.Leaf.NotAfter.UTC().Format(time.RFC3339))
+		}
+	}
+	fmt.Printf("%s: OK\n", *path)
+	return 0
+}
+
+// cmdInspect prints what a certificate reference would serve.
+func cmdInspect(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: terminator cert inspect REF")
+		return 2
+	}
+	mgrs, err := newManagers(nil, newLogger("text", "error"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := mgrs.registry.Bundle(ctx, args[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Print(describe(b, time.Now()))
+	return 0
+}
+
+// describe renders a bundle for humans: what a client would be served.
+func describe(b *certs.Bundle, now time.Time) string {
+	var s strings.Builder
+	fmt.Fprintf(&s, "ref:          %s\n", b.Ref)
+	fmt.Fprintf(&s, "subject:      %s\n", b.Leaf.Subject)
+	fmt.Fprintf(&s, "names:        %s\n", strings.Join(b.Names, ", "))
+	if len(b.Leaf.IPAddresses) > 0 {
+		fmt.Fprintf(&s, "ip addresses: %v\n", b.Leaf.IPAddresses)
+	}
+	fmt.Fprintf(&s, "key:          %s\n", b.KeyType())
+	fmt.Fprintf(&s, "not before:   %s\n", b.Leaf.NotBefore.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&s, "not after:    %s\n", b.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&s, "sha256:       %s\n", b.Fingerprint())
+	fmt.Fprintf(&s, "issuer chain:\n  %s\n", b.Leaf.Issuer)
+	for _, c := range b.Chain {
+		sum := sha256.Sum256(c.Raw)
+		fmt.Fprintf(&s, "  %s (issued by %s, not after %s, sha256 %s)\n", c.Subject, c.Issuer, c.NotAfter.UTC().Format(time.RFC3339), hex.EncodeToString(sum[:8]))
+	}
+	if err := b.CheckValidity(now); err != nil {
+		fmt.Fprintf(&s, "WARNING:      %v\n", err)
+	}
+	return s.String()
+}

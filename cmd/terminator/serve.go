@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/terminator-proxy/terminator/admin"
+	"github.com/terminator-proxy/terminator/config"
+	"github.com/terminator-proxy/terminator/dataplane"
+	"github.com/terminator-proxy/terminator/metrics"
+)
+
+func cmdServe(args []string) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	path := fs.String("config", "/etc/terminator/terminator.yaml", "config file (YAML or JSON)")
+	drain := fs.Duration("drain-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, warnings, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "terminator:", err)
+		return 1
+	}
+	log := newLogger(cfg.Log.Format, cfg.Log.Level)
+	for _, w := range warnings {
+		log.Warn("configuration warning", "path", w.Path, "problem", w.Message)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	err = serve(ctx, serveOptions{
+		cfg: cfg, log: log, drain: *drain,
+		load: func() (*config.Config, error) {
+			c, ws, err := config.Load(*path)
+			for _, w := range ws {
+				log.Warn("configuration warning", "path", w.Path, "problem", w.Message)
+			}
+			return c, err
+		},
+	})
+	if err != nil {
+		log.Error("terminator stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+type serveOptions struct {
+	cfg   *config.Config
+	load  func() (*config.Config, error)
+	log   *slog.Logger
+	drain time.Duration
+	// onReady, if set, is called with the plane once it serves.
+	onReady func(*dataplane.Plane)
+}
+
+// serve runs terminator until ctx is done (SIGTERM), then drains for at
+// most o.drain.
+func serve(ctx context.Context, o serveOptions) error {
+	mgrs, err := newManagers(o.cfg, o.log)
+	if err != nil {
+		return err
+	}
+	mx := metrics.New()
+	plane := dataplane.New(dataplane.Options{Certs: mgrs.registry, Logger: o.log, Metrics: mx, DrainTimeout: o.drain})
+
+	var draining atomic.Bool
+	ready := func() error {
+		switch {
+		case draining.Load():
+			return errors.New("draining")
+		case plane.Current() == nil:
+			return errors.New("no configuration applied yet")
+		}
+		return nil
+	}
+
+	bg, cancelBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancelBG(); wg.Wait() }()
+	wg.Add(1)
+	go func() { defer wg.Done(); mgrs.run(bg) }()
+
+	var adminSrv *http.Server
+	if o.cfg.Admin.Bind != "" {
+		ln, err := net.Listen("tcp", o.cfg.Admin.Bind)
+		if err != nil {
+			return fmt.Errorf("admin.bind %s: %w", o.cfg.Admin.Bind, err)
+		}
+		adminSrv = &http.Server{Handler: admin.Handler(mx.Registry, ready), ReadHeaderTimeout: 10 * time.Second}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = adminSrv.Serve(ln) }()
+		defer adminSrv.Close()
+		o.log.Info("admin endpoint listening", "addr", ln.Addr().String())
+	}
+
+	if err := plane.Apply(ctx, o.cfg); err != nil {
+		printProblemsTo(o.log, err)
+		return fmt.Errorf("initial configuration could not be served")
+	}
+	if o.onReady != nil {
+		o.onReady(plane)
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-hup:
+				o.log.Info("SIGHUP: reloading configuration")
+				select {
+				case reload <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		plane.Run(bg, o.load, reload, mgrs.registry.Watchers())
+	}()
+
+	<-ctx.Done()
+	draining.Store(true)
+	o.log.Info("shutting down: draining requests in flight", "timeout", o.drain)
+	sctx, cancel := context.WithTimeout(context.Background(), o.drain)
+	defer cancel()
+	if err := plane.Shutdown(sctx); err != nil {
+		o.log.Warn("drain cut short", "err", err)
+	}
+	o.log.Info("stopped")
+	return nil
+}
+
+// printProblemsTo logs each problem of a build error on its own line.
+func printProblemsTo(log *slog.Logger, err error) {
+	var ps config.Problems
+	if errors.As(err, &ps) {
+		for _, p := range ps {
+			log.Error("configuration problem", "path", p.Path, "problem", p.Message)
+		}
+		return
+	}
+	log.Error("configuration problem", "err", err)
+}
+

@@ -1,0 +1,257 @@
+package dataplane
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/terminator-proxy/terminator/certs"
+	"github.com/terminator-proxy/terminator/config"
+	"github.com/terminator-proxy/terminator/metrics"
+	"github.com/terminator-proxy/terminator/proxy"
+	"github.com/terminator-proxy/terminator/sni"
+)
+
+// Snapshot is one validated generation of the data plane. It is immutable.
+type Snapshot struct {
+	Generation uint64
+	Config     *config.Config
+	Listeners  []ListenerSnapshot
+	// Warnings are problems that do not stop serving (expired
+	// certificates, ignored ciphers); they are logged loudly at apply.
+	Warnings config.Problems
+	// Refs lists every reference the snapshot read, for watchers.
+	Refs []string
+}
+
+// ListenerSnapshot is one listener's part of a snapshot.
+type ListenerSnapshot struct {
+	Key     string
+	Bind    string
+	Route   *proxy.Route
+	Bundles []*certs.Bundle // default first; empty for HTTP listeners
+}
+
+// fetchParallelism bounds concurrent fetches from remote secret stores.
+const fetchParallelism = 16
+
+// Build fetches and validates everything cfg refers to and returns the
+// snapshot, or every problem found (as config.Problems, each with its
+// path). cfg must have passed Validate. now decides certificate validity.
+func Build(ctx context.Context, cfg *config.Config, mgr certs.Manager, mx *metrics.Metrics, now time.Time) (*Snapshot, error) {
+	b := &builder{mgr: mgr, bundles: map[string]fetched{}, secrets: map[string]fetched{}}
+	b.fetchAll(ctx, cfg)
+	snap := &Snapshot{Config: cfg}
+	pools := map[string]*proxy.Pool{}
+	for i := range cfg.Pools {
+		pools[cfg.Pools[i].Key()] = buildPool(&cfg.Pools[i], mx)
+	}
+	for i := range cfg.Listeners {
+		l := &cfg.Listeners[i]
+		if !l.Enabled() {
+			continue
+		}
+		ls, err := b.listener(i, l, cfg, pools, now)
+		if err != nil {
+			continue // recorded in b.errs
+		}
+		snap.Listeners = append(snap.Listeners, ls)
+	}
+	snap.Warnings = b.warns
+	for ref := range b.bundles {
+		snap.Refs = append(snap.Refs, ref)
+	}
+	for ref := range b.secrets {
+		snap.Refs = append(snap.Refs, ref)
+	}
+	if len(b.errs) > 0 {
+		return nil, b.errs
+	}
+	return snap, nil
+}
+
+type fetched struct {
+	bundle *certs.Bundle
+	data   []byte
+	err    error
+}
+
+type builder struct {
+	mgr     certs.Manager
+	bundles map[string]fetched // by ref; each ref is fetched once
+	secrets map[string]fetched
+	errs    config.Problems
+	warns   config.Problems
+}
+
+// fetchAll fetches every distinct reference once, concurrently.
+func (b *builder) fetchAll(ctx context.Context, cfg *config.Config) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, fetchParallelism)
+	get := func(ref string, secret bool) {
+		defer wg.Done()
+		sem <- struct{}{}
+		defer func() { <-sem }()
+		var f fetched
+		if secret {
+			f.data, f.err = b.mgr.Secret(ctx, ref)
+		} else {
+			f.bundle, f.err = b.mgr.Bundle(ctx, ref)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if secret {
+			b.secrets[ref] = f
+		} else {
+			b.bundles[ref] = f
+		}
+	}
+	seen := map[string]bool{}
+	want := func(ref string, secret bool) {
+		key := fmt.Sprint(secret, ref)
+		if ref == "" || seen[key] {
+			return
+		}
+		seen[key] = true
+		wg.Add(1)
+		go get(ref, secret)
+	}
+	for i := range cfg.Listeners {
+		l := &cfg.Listeners[i]
+		if !l.Enabled() || l.Protocol != config.ProtocolTerminatedHTTPS {
+			continue
+		}
+		for _, r := range l.CertRefs() {
+			want(r, false)
+		}
+		want(l.ClientCATLSContainerRef, true)
+		want(l.ClientCRLContainerRef, true)
+	}
+	wg.Wait()
+}
+
+func (b *builder) errorf(path, format string, args ...any) {
+	b.errs = append(b.errs, config.Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools map[string]*proxy.Pool, now time.Time) (ListenerSnapshot, error) {
+	path := fmt.Sprintf("listeners[%d]", i)
+	_, port, _ := net.SplitHostPort(l.Bind)
+	route := &proxy.Route{
+		Listener:        l.Key(),
+		Headers:         proxy.NewHeaderRules(l.InsertHeaders, l.HSTSMaxAge, l.HSTSIncludeSubdomain, l.HSTSPreload),
+		Port:            port,
+		ClientTimeout:   ms(*l.TimeoutClientData),
+		ConnectTimeout:  ms(*l.TimeoutMemberConnect),
+		MemberTimeout:   ms(*l.TimeoutMemberData),
+		ConnectionLimit: l.EffectiveConnectionLimit(),
+		AccessLog:       *cfg.Log.AccessLog,
+	}
+	if ref := l.PoolRef(); ref != "" {
+		route.Pool = pools[cfg.FindPool(ref).Key()]
+	}
+	ls := ListenerSnapshot{Key: l.Key(), Bind: l.Bind, Route: route}
+	if l.Protocol != config.ProtocolTerminatedHTTPS {
+		return ls, nil
+	}
+	before := len(b.errs)
+	tlsCfg, bundles := b.tlsConfig(path, l, now)
+	if len(b.errs) > before {
+		return ls, b.errs
+	}
+	route.TLS = tlsCfg
+	ls.Bundles = bundles
+	return ls, nil
+}
+
+func (b *builder) tlsConfig(path string, l *config.Listener, now time.Time) (*tls.Config, []*certs.Bundle) {
+	var def *certs.Bundle
+	if l.DefaultTLSContainerRef != "" {
+		def = b.bundle(path+".default_tls_container_ref", l.DefaultTLSContainerRef, now)
+	}
+	var sniBundles []*certs.Bundle
+	for j, ref := range l.SNIContainerRefs {
+		if bd := b.bundle(fmt.Sprintf("%s.sni_container_refs[%d]", path, j), ref, now); bd != nil {
+			sniBundles = append(sniBundles, bd)
+		}
+	}
+	opts := sni.ServerOptions{ClientAuth: l.ClientAuthentication}
+	if ref := l.ClientCATLSContainerRef; ref != "" {
+		if f := b.secrets[ref]; f.err != nil {
+			b.errorf(path+".client_ca_tls_container_ref", "%v", f.err)
+		} else if cas, err := certs.ParseCABundle(ref, f.data); err != nil {
+			b.errorf(path+".client_ca_tls_container_ref", "%v", err)
+		} else {
+			opts.ClientCAs = cas
+		}
+	}
+	if ref := l.ClientCRLContainerRef; ref != "" && opts.ClientCAs != nil {
+		if f := b.secrets[ref]; f.err != nil {
+			b.errorf(path+".client_crl_container_ref", "%v", f.err)
+		} else if rev, err := certs.ParseCRL(ref, f.data, opts.ClientCAs); err != nil {
+			b.errorf(path+".client_crl_container_ref", "%v", err)
+		} else {
+			opts.Revocations = rev
+			if !rev.NextUpdate.IsZero() && now.After(rev.NextUpdate) {
+				b.warns = append(b.warns, config.Problem{Path: path + ".client_crl_container_ref", Message: fmt.Sprintf("CRL is past its next update (%s); publish a fresh one", rev.NextUpdate.UTC().Format(time.RFC3339))})
+			}
+		}
+	}
+	var err error
+	opts.MinVersion, opts.MaxVersion, err = config.ParseTLSVersions(l.TLSVersions)
+	if err != nil {
+		b.errorf(path+".tls_versions", "%v", err)
+	}
+	opts.CipherSuites, _, err = config.ParseCiphers(l.TLSCiphers)
+	if err != nil {
+		b.errorf(path+".tls_ciphers", "%v", err)
+	}
+	opts.NextProtos = l.ALPNProtocols
+	if def == nil && len(sniBundles) == 0 {
+		return nil, nil
+	}
+	store, err := sni.NewStore(def, sniBundles, l.StrictSNI)
+	if err != nil {
+		b.errorf(path, "%v", err)
+		return nil, nil
+	}
+	opts.Store = store
+	tc, err := sni.NewServerConfig(opts)
+	if err != nil {
+		b.errorf(path, "%v", err)
+		return nil, nil
+	}
+	return tc, store.Bundles()
+}
+
+// bundle returns the fetched bundle for ref, recording an error (and
+// returning nil) when it could not be loaded and a warning when it is
+// outside its validity period.
+func (b *builder) bundle(path, ref string, now time.Time) *certs.Bundle {
+	f := b.bundles[ref]
+	if f.err != nil {
+		b.errorf(path, "%v", f.err)
+		return nil
+	}
+	if err := f.bundle.CheckValidity(now); err != nil {
+		b.warns = append(b.warns, config.Problem{Path: path, Message: err.Error() + "; serving it anyway"})
+	}
+	return f.bundle
+}
+
+func buildPool(p *config.Pool, mx *metrics.Metrics) *proxy.Pool {
+	specs := make([]proxy.MemberSpec, len(p.Members))
+	for i, m := range p.Members {
+		specs[i] = proxy.MemberSpec{
+			Name: m.Name, Address: m.Address, Port: m.ProtocolPort,
+			Weight: *m.Weight, Backup: m.Backup, Enabled: m.Enabled(),
+		}
+	}
+	return proxy.NewPool(p.Key(), specs, mx)
+}
+
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }

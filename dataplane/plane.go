@@ -1,0 +1,224 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/terminator-proxy/terminator/certs"
+	"github.com/terminator-proxy/terminator/config"
+	"github.com/terminator-proxy/terminator/metrics"
+	"github.com/terminator-proxy/terminator/proxy"
+)
+
+// Options configure a Plane.
+type Options struct {
+	Certs   certs.Manager
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+	// DrainTimeout bounds how long a removed listener (or, at Shutdown,
+	// every listener) may take to finish its requests. Default 30s.
+	DrainTimeout time.Duration
+	// Listen binds sockets; default net.Listen.
+	Listen func(network, addr string) (net.Listener, error)
+	// Now is the clock for certificate validity; default time.Now.
+	Now func() time.Time
+}
+
+// Plane owns the listeners and the snapshot they serve.
+type Plane struct {
+	opts      Options
+	forwarder *proxy.Forwarder
+	current   atomic.Pointer[Snapshot]
+
+	mu        sync.Mutex // serialises Apply and Shutdown; guards the fields below
+	listeners map[string]*proxy.Listener
+	tickets   [][32]byte
+	gen       uint64
+	closed    bool
+	draining  sync.WaitGroup // listeners removed by a reload, still draining
+}
+
+// New returns a Plane serving nothing until the first Apply.
+func New(o Options) *Plane {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 30 * time.Second
+	}
+	if o.Listen == nil {
+		o.Listen = net.Listen
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New()
+	}
+	return &Plane{
+		opts:      o,
+		forwarder: proxy.NewForwarder(proxy.ForwarderOptions{Logger: o.Logger}),
+		listeners: map[string]*proxy.Listener{},
+	}
+}
+
+// Current returns the snapshot serving now, or nil before the first Apply.
+func (p *Plane) Current() *Snapshot { return p.current.Load() }
+
+// Addr returns the bound address of the listener with the given bind
+// setting, or nil.
+func (p *Plane) Addr(bind string) net.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l := p.listeners[bind]; l != nil {
+		return l.Addr()
+	}
+	return nil
+}
+
+// Apply builds a snapshot of cfg and switches every listener to it. If
+// anything fails (a certificate, a socket), nothing changes, the previous
+// snapshot keeps serving, and the error lists every problem.
+func (p *Plane) Apply(ctx context.Context, cfg *config.Config) error {
+	err := p.apply(ctx, cfg)
+	mx := p.opts.Metrics
+	if err != nil {
+		mx.Reloads.WithLabelValues("failure").Inc()
+		mx.ReloadFailing.Set(1)
+		return err
+	}
+	mx.Reloads.WithLabelValues("success").Inc()
+	mx.ReloadFailing.Set(0)
+	mx.LastReload.SetToCurrentTime()
+	return nil
+}
+
+func (p *Plane) apply(ctx context.Context, cfg *config.Config) error {
+	tickets, err := p.loadTickets(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	snap, err := Build(ctx, cfg, p.opts.Certs, p.opts.Metrics, p.opts.Now())
+	if err != nil {
+		return err
+	}
+	if ref := TicketKeysRef(cfg); ref != "" {
+		snap.Refs = append(snap.Refs, ref)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("dataplane: shut down")
+	}
+	// Bind new sockets first: a bind failure must leave everything as it was.
+	fresh := map[string]net.Listener{}
+	for _, ls := range snap.Listeners {
+		if p.listeners[ls.Bind] != nil {
+			continue
+		}
+		ln, err := p.opts.Listen("tcp", ls.Bind)
+		if err != nil {
+			for _, f := range fresh {
+				f.Close()
+			}
+			return fmt.Errorf("listener %s: binding %s: %w", ls.Key, ls.Bind, err)
+		}
+		fresh[ls.Bind] = ln
+	}
+	p.gen++
+	snap.Generation = p.gen
+	keep := map[string]bool{}
+	for _, ls := range snap.Listeners {
+		keep[ls.Bind] = true
+		if ln, ok := fresh[ls.Bind]; ok {
+			p.listeners[ls.Bind] = proxy.NewListener(ln, ls.Route, proxy.ListenerOptions{
+				Forwarder: p.forwarder, Logger: p.opts.Logger, Metrics: p.opts.Metrics,
+			})
+		} else {
+			p.listeners[ls.Bind].Update(ls.Route)
+		}
+		if tickets != nil {
+			p.listeners[ls.Bind].SetSessionTicketKeys(tickets)
+		}
+	}
+	for bind, l := range p.listeners {
+		if keep[bind] {
+			continue
+		}
+		delete(p.listeners, bind)
+		p.draining.Add(1)
+		go func() {
+			defer p.draining.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), p.opts.DrainTimeout)
+			defer cancel()
+			if err := l.Shutdown(ctx); err != nil {
+				p.opts.Logger.Warn("removed listener did not drain in time", "bind", bind, "err", err)
+			}
+		}()
+	}
+	p.tickets = tickets
+	p.current.Store(snap)
+	p.publish(snap)
+	return nil
+}
+
+// publish logs the snapshot's warnings and exports its certificates.
+func (p *Plane) publish(snap *Snapshot) {
+	mx := p.opts.Metrics
+	mx.Generation.Set(float64(snap.Generation))
+	mx.CertNotAfter.Reset()
+	mx.CertInvalid.Reset()
+	now := p.opts.Now()
+	for _, ls := range snap.Listeners {
+		for _, b := range ls.Bundles {
+			for _, name := range b.Names {
+				mx.CertNotAfter.WithLabelValues(ls.Key, name, b.Ref).Set(float64(b.Leaf.NotAfter.Unix()))
+			}
+			invalid := 0.0
+			if b.CheckValidity(now) != nil {
+				invalid = 1
+			}
+			mx.CertInvalid.WithLabelValues(ls.Key, b.Ref).Set(invalid)
+		}
+	}
+	for _, w := range snap.Warnings {
+		p.opts.Logger.Warn("configuration warning", "path", w.Path, "problem", w.Message)
+	}
+	p.opts.Logger.Info("snapshot applied", "generation", snap.Generation, "listeners", len(snap.Listeners))
+}
+
+// Shutdown stops accepting on every listener and waits, at most until ctx is
+// done, for requests in flight to finish.
+func (p *Plane) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	ls := p.listeners
+	p.listeners = map[string]*proxy.Listener{}
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(ls))
+	for bind, l := range ls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.Shutdown(ctx); err != nil {
+				errs <- fmt.Errorf("listener %s: %w", bind, err)
+			}
+		}()
+	}
+	wg.Wait()
+	p.draining.Wait()
+	p.forwarder.CloseIdle()
+	close(errs)
+	var all []error
+	for e := range errs {
+		all = append(all, e)
+	}
+	return errors.Join(all...)
+}

@@ -1,0 +1,97 @@
+// Package metrics defines terminator's Prometheus collectors. A Metrics is
+// created once per process, registered on a registry the caller owns, and
+// passed to the parts that update it; there are no package-level metrics.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds every collector. All fields are safe for concurrent use.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	ConnectionsActive *prometheus.GaugeVec   // listener
+	ConnectionsTotal  *prometheus.CounterVec // listener
+	Handshakes        *prometheus.CounterVec // listener, version, resumed
+	HandshakeFailures *prometheus.CounterVec // listener, reason
+	Requests          *prometheus.CounterVec // listener, class
+	MemberRequests    *prometheus.CounterVec // pool, member, class
+	BytesIn           *prometheus.CounterVec // listener
+	BytesOut          *prometheus.CounterVec // listener
+	MemberErrors      *prometheus.CounterVec // pool, member, reason
+	RequestSeconds    *prometheus.HistogramVec
+
+	CertNotAfter  *prometheus.GaugeVec // listener, name, ref
+	CertInvalid   *prometheus.GaugeVec // listener, ref: 1 when served while expired or not yet valid
+	Reloads       *prometheus.CounterVec
+	ReloadFailing prometheus.Gauge
+	LastReload    prometheus.Gauge
+	Generation    prometheus.Gauge
+}
+
+// New creates the collectors and registers them, with the Go and process
+// collectors, on a new registry.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		ConnectionsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "terminator_connections_active", Help: "Client connections open now.",
+		}, []string{"listener"}),
+		ConnectionsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "terminator_connections_total", Help: "Client connections accepted.",
+		}, []string{"listener"}),
+		Handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "terminator_tls_handshakes_total", Help: "Completed TLS handshakes by version and whether the session was resumed.",
+		}, []string{"listener", "version", "resumed"}),
+		HandshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "terminator_tls_handshake_failures_total", Help: "Failed TLS handshakes by reason.",
+		}, []string{"listener", "reason"}),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "terminator_requests_total", Help: "HTTP requests by listener and status class (0xx: no response).",
+		}, []string{"listener", "class"}),
+		MemberRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "terminator_member_requests_total", Help: "Requests forwarded to pool members by status class (0xx: no response).",
+		}, []string{"pool", "member", "class"}),
+		BytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "terminator_request_bytes_total", Help: "Request body bytes received from clients.",
+		}, []string{"listener"}),
+		BytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "terminator_response_bytes_total", Help: "Response body bytes sent to clients.",
+		}, []string{"listener"}),
+		MemberErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "terminator_member_errors_total", Help: "Failed exchanges with pool members by reason.",
+		}, []string{"pool", "member", "reason"}),
+		RequestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "terminator_request_duration_seconds", Help: "Time from request to the end of the response.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"listener"}),
+		CertNotAfter: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "terminator_certificate_not_after_seconds", Help: "Expiry (Unix time) of each certificate served, by listener and name.",
+		}, []string{"listener", "name", "ref"}),
+		CertInvalid: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "terminator_certificate_outside_validity", Help: "1 for a certificate served although expired or not yet valid.",
+		}, []string{"listener", "ref"}),
+		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "terminator_reloads_total", Help: "Configuration and certificate reloads by result.",
+		}, []string{"result"}),
+		ReloadFailing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "terminator_reload_failing", Help: "1 while the last reload failed and an older snapshot is serving.",
+		}),
+		LastReload: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "terminator_last_reload_success_timestamp_seconds", Help: "Unix time of the last successful reload.",
+		}),
+		Generation: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "terminator_snapshot_generation", Help: "Number of the snapshot serving now.",
+		}),
+	}
+	r.MustRegister(
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.ConnectionsActive, m.ConnectionsTotal, m.Handshakes, m.HandshakeFailures, m.Requests, m.MemberRequests,
+		m.BytesIn, m.BytesOut, m.MemberErrors, m.RequestSeconds, m.CertNotAfter, m.CertInvalid,
+		m.Reloads, m.ReloadFailing, m.LastReload, m.Generation,
+	)
+	return m
+}

@@ -1,0 +1,46 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"sync"
+)
+
+// connInfo holds what every request on one client connection shares. It is
+// created once per connection by the server's ConnContext hook.
+type connInfo struct {
+	clientIP string
+	proto    string               // "https" or "http", for X-Forwarded-Proto
+	tls      *tls.ConnectionState // nil on plain HTTP
+
+	sslOnce sync.Once // guards ssl; HTTP/2 serves requests concurrently
+	ssl     map[string]string
+}
+
+type connInfoKey struct{}
+
+func newConnInfo(c net.Conn) *connInfo {
+	ci := &connInfo{proto: "http"}
+	if host, _, err := net.SplitHostPort(c.RemoteAddr().String()); err == nil {
+		ci.clientIP = host
+	} else {
+		ci.clientIP = c.RemoteAddr().String()
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		ci.tls, ci.proto = &cs, "https"
+	}
+	return ci
+}
+
+// sslValues returns the X-SSL-* values, computed on first use.
+func (ci *connInfo) sslValues() map[string]string {
+	ci.sslOnce.Do(func() { ci.ssl = sslHeaderValues(ci.tls) })
+	return ci.ssl
+}
+
+func connInfoFrom(ctx context.Context) *connInfo {
+	ci, _ := ctx.Value(connInfoKey{}).(*connInfo)
+	return ci
+}

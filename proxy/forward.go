@@ -1,0 +1,199 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Forwarder sends requests to pool members over one shared transport with
+// keep-alive connection reuse per member. One Forwarder serves every
+// listener of the process; it is safe for concurrent use.
+type Forwarder struct {
+	transport *http.Transport
+	rp        *httputil.ReverseProxy
+	log       *slog.Logger
+}
+
+// ForwarderOptions configure NewForwarder. The zero value is usable.
+type ForwarderOptions struct {
+	Logger *slog.Logger
+	// MaxIdlePerMember caps idle keep-alive connections kept per member
+	// (default 1024; Go's default of 2 churns connections under load).
+	MaxIdlePerMember int
+}
+
+const copyBufferSize = 32 << 10
+
+// NewForwarder returns a Forwarder.
+func NewForwarder(o ForwarderOptions) *Forwarder {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxIdlePerMember <= 0 {
+		o.MaxIdlePerMember = 1024
+	}
+	f := &Forwarder{log: o.Logger}
+	dialer := &net.Dialer{KeepAlive: 30 * time.Second}
+	f.transport = &http.Transport{
+		Proxy: nil, // never route member traffic through $HTTP_PROXY
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if x := exchangeFrom(ctx); x != nil && x.route.ConnectTimeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, x.route.ConnectTimeout)
+				defer cancel()
+			}
+			return dialer.DialContext(ctx, network, addr)
+		},
+		MaxIdleConnsPerHost:    o.MaxIdlePerMember,
+		IdleConnTimeout:        90 * time.Second,
+		DisableCompression:     true, // pass Accept-Encoding through untouched
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+	pool := &sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
+	f.rp = &httputil.ReverseProxy{
+		Rewrite:        f.rewrite,
+		Transport:      f.transport,
+		BufferPool:     bufferPool{pool},
+		ModifyResponse: f.modifyResponse,
+		ErrorHandler:   f.errorHandler,
+		ErrorLog:       slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+	}
+	return f
+}
+
+// CloseIdle closes idle member connections (at shutdown).
+func (f *Forwarder) CloseIdle() { f.transport.CloseIdleConnections() }
+
+// exchange is one request's forwarding state.
+type exchange struct {
+	route    *routeState
+	member   *Member
+	ci       *connInfo
+	timer    *time.Timer // member inactivity; fires expire
+	cancel   context.CancelFunc
+	timedOut atomic.Bool
+	upgraded atomic.Bool
+}
+
+type exchangeKey struct{}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	x, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return x
+}
+
+func (x *exchange) expire() {
+	if x.upgraded.Load() {
+		return
+	}
+	x.timedOut.Store(true)
+	x.cancel()
+}
+
+// progress restarts the member inactivity timer.
+func (x *exchange) progress() {
+	if x.timer != nil && !x.upgraded.Load() {
+		x.timer.Reset(x.route.MemberTimeout)
+	}
+}
+
+// forward proxies one request to member m and returns when the response is
+// complete, with the request body it read (nil when there was none).
+func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, st *routeState, m *Member, ci *connInfo) *clientBody {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	x := &exchange{route: st, member: m, ci: ci, cancel: cancel}
+	if st.MemberTimeout > 0 {
+		x.timer = time.AfterFunc(st.MemberTimeout, x.expire)
+		defer x.timer.Stop()
+	}
+	out := r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
+	var body *clientBody
+	if r.Body != nil && r.Body != http.NoBody {
+		body = &clientBody{ReadCloser: r.Body, rc: http.NewResponseController(w), timeout: st.ClientTimeout, x: x}
+		out.Body = body
+	}
+	f.rp.ServeHTTP(w, out)
+	return body
+}
+
+func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
+	x := exchangeFrom(pr.In.Context())
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = x.member.Addr
+	x.route.Headers.apply(pr.Out.Header, pr.In.Header, x.ci, x.route.Port)
+}
+
+func (f *Forwarder) modifyResponse(resp *http.Response) error {
+	x := exchangeFrom(resp.Request.Context())
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// A tunnel's two ends now talk directly; haproxy's timeout tunnel
+		// has no Octavia field, so the tunnel lives until either side closes.
+		x.upgraded.Store(true)
+		if x.timer != nil {
+			x.timer.Stop()
+		}
+	} else {
+		x.progress()
+		if resp.Body != nil && resp.Body != http.NoBody {
+			resp.Body = &memberBody{ReadCloser: resp.Body, x: x}
+		}
+	}
+	if x.route.Headers.HSTS != "" && x.ci.tls != nil {
+		resp.Header.Set("Strict-Transport-Security", x.route.Headers.HSTS)
+	}
+	x.member.requests[classIndex(resp.StatusCode)].Inc()
+	return nil
+}
+
+// errorHandler answers when no response came from the member. The client
+// sees the status and a short reason; the log gets the cause.
+func (f *Forwarder) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	x := exchangeFrom(r.Context())
+	x.member.requests[0].Inc()
+	var status int
+	var reason, msg string
+	switch {
+	case x.timedOut.Load():
+		status, reason, msg = http.StatusGatewayTimeout, "timeout", "the backend member did not answer in time"
+	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
+		// The client went away; nobody is left to answer.
+		x.member.errors("client_gone").Inc()
+		f.log.Debug("client closed the request", "listener", x.route.Listener, "member", x.member.Name)
+		return
+	case isDialError(err):
+		status, reason, msg = http.StatusBadGateway, "connect", "the backend member could not be reached"
+	default:
+		status, reason, msg = http.StatusBadGateway, "protocol", "the backend member failed to answer"
+	}
+	x.member.errors(reason).Inc()
+	f.log.Warn("member failed", "listener", x.route.Listener, "member", x.member.Name, "addr", x.member.Addr, "reason", reason, "err", err)
+	writeError(w, status, msg)
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// writeError writes a short plain-text error page.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(http.StatusText(status) + ": " + msg + "\n"))
+}
+
+type bufferPool struct{ p *sync.Pool }
+
+func (b bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b bufferPool) Put(v []byte) { b.p.Put(&v) }

@@ -1,0 +1,355 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/terminator-proxy/terminator/metrics"
+)
+
+// ErrListenerClosed is returned by Shutdown on a listener already shut down.
+var ErrListenerClosed = errors.New("proxy: listener closed")
+
+// defaultHandshakeTimeout bounds handshakes when the route sets no client
+// timeout: a handshake is never allowed to hang.
+const defaultHandshakeTimeout = 60 * time.Second
+
+// ListenerOptions configure a Listener.
+type ListenerOptions struct {
+	Forwarder *Forwarder
+	Logger    *slog.Logger
+	Metrics   *metrics.Metrics
+	// MaxHeaderBytes caps request headers; default 64 KiB.
+	MaxHeaderBytes int
+}
+
+// Listener serves one bound socket. Its Route can be swapped at any time
+// with Update; Shutdown drains it. All methods are safe for concurrent use.
+type Listener struct {
+	opts  ListenerOptions
+	ln    net.Listener
+	limit *limiter
+	base  *tls.Config // long-lived: owns the session ticket keys
+	route atomic.Pointer[routeState]
+	conns chan net.Conn // accepted (and handshaken) connections
+	// ctx is cancelled by Shutdown; handshakes and the accept loop stop on it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg    sync.WaitGroup
+
+	mu       sync.Mutex // guards gen, params and closed
+	gen      *generation
+	params   serverParams
+	closed   bool
+	draining sync.WaitGroup // old generations still draining
+}
+
+// generation is one http.Server over the listener's accepted connections.
+// A new one starts only when server-level parameters change.
+type generation struct {
+	srv  *http.Server
+	done chan struct{}
+	once sync.Once
+}
+
+// NewListener serves ln with route r. It takes ownership of ln.
+func NewListener(ln net.Listener, r *Route, o ListenerOptions) *Listener {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 64 << 10
+	}
+	l := &Listener{
+		opts:  o,
+		ln:    ln,
+		limit: newLimiter(r.ConnectionLimit),
+		conns: make(chan net.Conn),
+	}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	// The base config never serves a handshake itself: it hands out the
+	// current route's config, built once per snapshot and never cloned, and
+	// keeps the ticket keys, so sessions resume across reloads.
+	l.base = &tls.Config{
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			if c := l.route.Load().TLS; c != nil {
+				return c, nil
+			}
+			return nil, errors.New("proxy: listener no longer serves TLS")
+		},
+	}
+	l.route.Store(&routeState{Route: r, counters: newCounters(o.Metrics, r.Listener)})
+	l.params = r.serverParams()
+	l.gen = l.startGeneration(l.params)
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return l
+}
+
+// Addr is the bound address.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Update swaps the route. Requests in flight finish with the old route;
+// connections carry on with the new one. A change of client timeout starts
+// a new server for new connections while the old one drains.
+func (l *Listener) Update(r *Route) {
+	l.route.Store(&routeState{Route: r, counters: newCounters(l.opts.Metrics, r.Listener)})
+	l.limit.setLimit(r.ConnectionLimit)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || r.serverParams() == l.params {
+		return
+	}
+	old := l.gen
+	l.params = r.serverParams()
+	l.gen = l.startGeneration(l.params)
+	l.draining.Add(1)
+	go func() {
+		defer l.draining.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		l.stopGeneration(ctx, old)
+	}()
+}
+
+// SetSessionTicketKeys installs shared ticket keys: the first encrypts,
+// all decrypt. See tls.Config.SetSessionTicketKeys.
+func (l *Listener) SetSessionTicketKeys(keys [][32]byte) { l.base.SetSessionTicketKeys(keys) }
+
+// Shutdown stops accepting, lets in-flight requests finish until ctx is
+// done, then closes what remains. It returns ctx's error if it had to cut
+// requests short.
+func (l *Listener) Shutdown(ctx context.Context) error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrListenerClosed
+	}
+	l.closed = true
+	gen := l.gen
+	l.mu.Unlock()
+
+	l.cancel()
+	l.limit.close()
+	err := l.ln.Close()
+	l.wg.Wait() // accept loop and handshakes are done
+	if e := l.stopGeneration(ctx, gen); e != nil {
+		err = e
+	}
+	l.draining.Wait()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (l *Listener) startGeneration(p serverParams) *generation {
+	g := &generation{done: make(chan struct{})}
+	g.srv = &http.Server{
+		Handler:           l,
+		ReadHeaderTimeout: p.clientTimeout,
+		IdleTimeout:       p.clientTimeout,
+		MaxHeaderBytes:    l.opts.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(l.opts.Logger.Handler(), slog.LevelDebug),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connInfoKey{}, newConnInfo(c))
+		},
+		ConnState: l.connState,
+		HTTP2:     &http.HTTP2Config{MaxConcurrentStreams: 250},
+	}
+	g.srv.Protocols = new(http.Protocols)
+	g.srv.Protocols.SetHTTP1(true)
+	g.srv.Protocols.SetHTTP2(true)
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		_ = g.srv.Serve(&genListener{l: l, g: g}) // returns when the generation stops
+	}()
+	return g
+}
+
+func (l *Listener) stopGeneration(ctx context.Context, g *generation) error {
+	g.once.Do(func() { close(g.done) })
+	err := g.srv.Shutdown(ctx)
+	if err != nil {
+		g.srv.Close()
+	}
+	return err
+}
+
+func (l *Listener) connState(c net.Conn, s http.ConnState) {
+	st := l.route.Load()
+	switch s {
+	case http.StateNew:
+		st.counters.connsActive.Inc()
+	case http.StateClosed, http.StateHijacked:
+		st.counters.connsActive.Dec()
+	}
+}
+
+// acceptLoop accepts connections and starts their handshakes. It backs off
+// on temporary errors as net/http does, from 5ms up to 1s.
+func (l *Listener) acceptLoop() {
+	defer l.wg.Done()
+	var delay time.Duration
+	for {
+		if !l.limit.acquire() {
+			return
+		}
+		c, err := l.ln.Accept()
+		if err != nil {
+			l.limit.release()
+			if l.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			l.opts.Logger.Warn("accept failed; retrying", "listener", l.route.Load().Listener, "err", err, "delay", delay)
+			select {
+			case <-time.After(delay):
+			case <-l.ctx.Done():
+				return
+			}
+			continue
+		}
+		delay = 0
+		lc := &limitedConn{Conn: c, l: l.limit}
+		st := l.route.Load()
+		st.counters.connsTotal.Inc()
+		if st.TLS == nil {
+			l.deliver(lc)
+			continue
+		}
+		l.wg.Add(1)
+		go l.handshake(lc, st)
+	}
+}
+
+// handshake completes the TLS handshake before the HTTP server sees the
+// connection, so that failures are counted by reason and never reach the
+// server's error log one by one.
+func (l *Listener) handshake(c net.Conn, st *routeState) {
+	defer l.wg.Done()
+	timeout := st.ClientTimeout
+	if timeout <= 0 || timeout > defaultHandshakeTimeout {
+		timeout = defaultHandshakeTimeout
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, timeout)
+	defer cancel()
+	tc := tls.Server(c, l.base)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		l.recordHandshakeFailure(st, err)
+		_ = tc.Close()
+		return
+	}
+	l.recordHandshake(st, tc.ConnectionState())
+	l.deliver(tc)
+}
+
+// deliver hands a connection to the serving generation, or closes it when
+// the listener is shutting down.
+func (l *Listener) deliver(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.ctx.Done():
+		_ = c.Close()
+	}
+}
+
+// genListener is the net.Listener one http.Server generation serves from.
+type genListener struct {
+	l *Listener
+	g *generation
+}
+
+func (gl *genListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-gl.l.conns:
+		return c, nil
+	case <-gl.g.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (gl *genListener) Close() error {
+	gl.g.once.Do(func() { close(gl.g.done) })
+	return nil
+}
+
+func (gl *genListener) Addr() net.Addr { return gl.l.ln.Addr() }
+
+// ServeHTTP implements http.Handler for the listener's current route.
+func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := l.route.Load()
+	ci := connInfoFrom(r.Context())
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w, rc: http.NewResponseController(w), timeout: st.ClientTimeout}
+	var member *Member
+	if st.Pool != nil {
+		member = st.Pool.Next()
+	}
+	var body *clientBody
+	switch {
+	case st.Pool == nil:
+		writeError(rec, http.StatusServiceUnavailable, "the listener has no pool")
+	case member == nil:
+		writeError(rec, http.StatusServiceUnavailable, "no pool member is available")
+	default:
+		body = l.opts.Forwarder.forward(rec, r, st, member, ci)
+	}
+	l.finish(st, r, rec, member, ci, body, start)
+}
+
+func (l *Listener) finish(st *routeState, r *http.Request, rec *recorder, m *Member, ci *connInfo, body *clientBody, start time.Time) {
+	elapsed := time.Since(start)
+	st.counters.requests[classIndex(rec.status)].Inc()
+	st.counters.bytesOut.Add(float64(rec.n))
+	st.counters.duration.Observe(elapsed.Seconds())
+	var in int64
+	if body != nil {
+		in = body.n
+		st.counters.bytesIn.Add(float64(in))
+	}
+	if !st.AccessLog {
+		return
+	}
+	member := "-"
+	if m != nil {
+		member = m.Addr
+	}
+	l.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "access",
+		slog.String("listener", st.Listener),
+		slog.String("client", ci.clientIP),
+		slog.String("method", r.Method),
+		slog.String("host", r.Host),
+		slog.String("uri", r.RequestURI),
+		slog.String("proto", r.Proto),
+		slog.Int("status", rec.status),
+		slog.Int64("bytes_in", in),
+		slog.Int64("bytes_out", rec.n),
+		slog.String("member", member),
+		slog.Duration("duration", elapsed),
+	)
+}
+
+func (l *Listener) recordHandshake(st *routeState, cs tls.ConnectionState) {
+	if l.opts.Metrics == nil {
+		return
+	}
+	l.opts.Metrics.Handshakes.WithLabelValues(st.Listener, tls.VersionName(cs.Version), fmt.Sprint(cs.DidResume)).Inc()
+}
+
+func (l *Listener) recordHandshakeFailure(st *routeState, err error) {
+	reason := handshakeFailureReason(err)
+	if l.opts.Metrics != nil {
+		l.opts.Metrics.HandshakeFailures.WithLabelValues(st.Listener, reason).Inc()
+	}
+	l.opts.Logger.Debug("TLS handshake failed", "listener", st.Listener, "reason", reason, "err", err)
+}

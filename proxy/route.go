@@ -1,0 +1,48 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"time"
+)
+
+// Route is everything a listener serves with, swapped whole on reload.
+// It must not be modified once passed to Listener.Update.
+type Route struct {
+	// Listener names the listener in logs and metrics.
+	Listener string
+	// TLS is the config handed out for every handshake, nil for plain HTTP.
+	TLS *tls.Config
+	// Pool receives the requests; nil answers 503.
+	Pool    *Pool
+	Headers HeaderRules
+	// Port is the listener's port, for X-Forwarded-Port.
+	Port string
+	// ClientTimeout is haproxy's timeout client (Octavia
+	// timeout_client_data): the longest a client may stay silent, while
+	// handshaking, sending headers or a body, reading a response, or idle
+	// between requests. 0 means no limit (handshakes still get one).
+	ClientTimeout time.Duration
+	// ConnectTimeout bounds connecting to a member (timeout_member_connect).
+	ConnectTimeout time.Duration
+	// MemberTimeout is haproxy's timeout server (timeout_member_data): the
+	// longest a member may stay silent while a request is in progress.
+	MemberTimeout time.Duration
+	// ConnectionLimit caps concurrent client connections; 0 is no limit.
+	ConnectionLimit int
+	// AccessLog writes one log line per request.
+	AccessLog bool
+}
+
+// serverParams are the Route fields baked into an http.Server; a change
+// to them starts a new server generation.
+type serverParams struct {
+	clientTimeout time.Duration
+}
+
+func (r *Route) serverParams() serverParams { return serverParams{clientTimeout: r.ClientTimeout} }
+
+// routeState is a Route with its metric handles resolved.
+type routeState struct {
+	*Route
+	counters *counters
+}
