@@ -43,7 +43,7 @@ type Listener struct {
 	// ctx is cancelled by Shutdown; handshakes and the accept loop stop on it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg    sync.WaitGroup
+	wg     sync.WaitGroup
 
 	mu       sync.Mutex // guards gen, params and closed
 	gen      *generation

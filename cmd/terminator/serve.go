@@ -162,4 +162,3 @@ func printProblemsTo(log *slog.Logger, err error) {
 	}
 	log.Error("configuration problem", "err", err)
 }
-
