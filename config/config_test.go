@@ -1,0 +1,177 @@
+package config_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/terminator-proxy/terminator/config"
+)
+
+const good = `
+admin: {bind: 127.0.0.1:9100}
+listeners:
+  - name: web
+    protocol: TERMINATED_HTTPS
+    bind: 0.0.0.0:8443
+    default_tls_container_ref: file:///etc/terminator/certs/default.pem
+    sni_container_refs: [file:///etc/terminator/certs/shop.p12]
+    client_authentication: OPTIONAL
+    client_ca_tls_container_ref: file:///etc/terminator/ca/clients.pem
+    client_crl_container_ref: file:///etc/terminator/ca/clients.crl
+    tls_versions: [TLSv1.2, TLSv1.3]
+    alpn_protocols: [h2, http/1.1]
+    insert_headers: {X-Forwarded-For: "true", X-Forwarded-Proto: "True", X-SSL-Client-CN: "false"}
+    timeout_client_data: 50000
+    connection_limit: -1
+    hsts_max_age: 0
+    default_pool: app
+  - name: plain
+    protocol: HTTP
+    bind: 127.0.0.1:8080
+    default_pool_id: 7c1f
+pools:
+  - name: app
+    id: 7c1f
+    lb_algorithm: ROUND_ROBIN
+    members:
+      - {address: 127.0.0.1, protocol_port: 8080, weight: 1}
+      - {address: "::1", protocol_port: 8080}
+`
+
+func TestParseGood(t *testing.T) {
+	cfg, warnings, err := config.Parse([]byte(good))
+	if err != nil {
+		t.Fatalf("valid config rejected:\n%v", err)
+	}
+	if len(warnings) != 0 {
+		t.Fatalf("unexpected warnings: %v", warnings)
+	}
+	l := cfg.Listeners[0]
+	if *l.TimeoutMemberConnect != 5000 || *l.TimeoutMemberData != 50000 {
+		t.Errorf("Octavia timeout defaults not applied: %d %d", *l.TimeoutMemberConnect, *l.TimeoutMemberData)
+	}
+	if l.TLSCiphers != config.DefaultListenerCiphers {
+		t.Errorf("default ciphers not applied")
+	}
+	if !l.HeaderEnabled("x-forwarded-proto") || l.HeaderEnabled("X-SSL-Client-CN") {
+		t.Errorf("insert_headers truthiness wrong")
+	}
+	if l.EffectiveConnectionLimit() != 50000 {
+		t.Errorf("connection_limit -1 should mean 50000, got %d", l.EffectiveConnectionLimit())
+	}
+	if *cfg.Pools[0].Members[1].Weight != 1 {
+		t.Errorf("member weight default not applied")
+	}
+	if p := cfg.FindPool(cfg.Listeners[1].PoolRef()); p == nil || p.Name != "app" {
+		t.Errorf("default_pool_id did not resolve by id")
+	}
+}
+
+func TestParseJSON(t *testing.T) {
+	js := `{"listeners":[{"name":"a","protocol":"HTTP","bind":"127.0.0.1:80","default_pool":"p"}],
+	        "pools":[{"name":"p","members":[{"address":"10.0.0.1","protocol_port":80}]}]}`
+	if _, _, err := config.Parse([]byte(js)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestProblemsNamePaths(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown field", "listeners: [{name: a, protocol: HTTP, bind: ':80', colour: red}]", []string{"field colour not found"}},
+		{"no listeners", "pools: []", []string{"listeners: at least one listener is required"}},
+		{"bad sni ref", `listeners: [{name: a, protocol: TERMINATED_HTTPS, bind: ":443", default_tls_container_ref: "file:///a", sni_container_refs: ["file:///b", "no-scheme"]}]`,
+			[]string{`listeners[0].sni_container_refs[1]: "no-scheme" has no scheme`}},
+		{"tls without certs", "listeners: [{name: a, protocol: TERMINATED_HTTPS, bind: ':443'}]",
+			[]string{"listeners[0].default_tls_container_ref: a TERMINATED_HTTPS listener needs"}},
+		{"client auth without CA", `listeners: [{name: a, protocol: TERMINATED_HTTPS, bind: ":443", default_tls_container_ref: "file:///a", client_authentication: MANDATORY}]`,
+			[]string{"listeners[0].client_ca_tls_container_ref: is required when client_authentication is MANDATORY"}},
+		{"CRL without CA", `listeners: [{name: a, protocol: TERMINATED_HTTPS, bind: ":443", default_tls_container_ref: "file:///a", client_crl_container_ref: "file:///c"}]`,
+			[]string{"listeners[0].client_crl_container_ref: requires client_ca_tls_container_ref"}},
+		{"cert ref on HTTP", `listeners: [{name: a, protocol: HTTP, bind: ":80", default_tls_container_ref: "file:///a"}]`,
+			[]string{"listeners[0].default_tls_container_ref: is only allowed on TERMINATED_HTTPS"}},
+		{"SSL header on HTTP", `listeners: [{name: a, protocol: HTTP, bind: ":80", insert_headers: {X-SSL-Client-CN: "true"}}]`,
+			[]string{"listeners[0].insert_headers.X-SSL-Client-CN: is only allowed on TERMINATED_HTTPS"}},
+		{"unknown header", `listeners: [{name: a, protocol: HTTP, bind: ":80", insert_headers: {X-Evil: "true"}}]`,
+			[]string{"listeners[0].insert_headers.X-Evil: unknown header"}},
+		{"bad versions", `listeners: [{name: a, protocol: TERMINATED_HTTPS, bind: ":443", default_tls_container_ref: "file:///a", tls_versions: [TLSv1, TLSv1.3]}]`,
+			[]string{"listeners[0].tls_versions: TLS versions must form a contiguous range"}},
+		{"SSLv3", `listeners: [{name: a, protocol: TERMINATED_HTTPS, bind: ":443", default_tls_container_ref: "file:///a", tls_versions: [SSLv3]}]`,
+			[]string{"listeners[0].tls_versions: SSLv3 is not supported"}},
+		{"bad cipher", `listeners: [{name: a, protocol: TERMINATED_HTTPS, bind: ":443", default_tls_container_ref: "file:///a", tls_ciphers: "ECDHE-RSA-AES128-GCM-SHA256:NOPE"}]`,
+			[]string{`listeners[0].tls_ciphers: unknown cipher "NOPE"`}},
+		{"bad alpn", `listeners: [{name: a, protocol: TERMINATED_HTTPS, bind: ":443", default_tls_container_ref: "file:///a", alpn_protocols: [h2, spdy/3]}]`,
+			[]string{`listeners[0].alpn_protocols[1]: unknown ALPN protocol "spdy/3"`}},
+		{"unknown pool", "listeners: [{name: a, protocol: HTTP, bind: ':80', default_pool: nope}]",
+			[]string{`listeners[0].default_pool: no pool has the name or id "nope"`}},
+		{"duplicate bind", "listeners: [{name: a, protocol: HTTP, bind: ':80'}, {name: b, protocol: HTTP, bind: ':80'}]",
+			[]string{"listeners[1].bind: address :80 is already bound by listeners[0]"}},
+		{"bad member", "listeners: [{name: a, protocol: HTTP, bind: ':80'}]\npools: [{name: p, members: [{address: example.com, protocol_port: 0, weight: 300}]}]",
+			[]string{"pools[0].members[0].address: must be an IP address", "pools[0].members[0].protocol_port: must be 1-65535", "pools[0].members[0].weight: must be 0-256"}},
+		{"unsupported protocol", "listeners: [{name: a, protocol: UDP, bind: ':53'}]",
+			[]string{"listeners[0].protocol: UDP listeners are not supported"}},
+		{"timeout range", "listeners: [{name: a, protocol: HTTP, bind: ':80', timeout_client_data: -5}]",
+			[]string{"listeners[0].timeout_client_data: must be between 0 and 2073600000 ms"}},
+		{"hsts on HTTP", "listeners: [{name: a, protocol: HTTP, bind: ':80', hsts_max_age: 100}]",
+			[]string{"listeners[0].hsts_max_age: is only allowed on TERMINATED_HTTPS"}},
+		{"two documents", "listeners: []\n---\nlisteners: []\n", []string{"more than one YAML document"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := config.Parse([]byte(tc.yaml))
+			if err == nil {
+				t.Fatal("invalid config accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestAllProblemsReportedAtOnce(t *testing.T) {
+	_, _, err := config.Parse([]byte(`
+listeners:
+  - {name: a, protocol: TERMINATED_HTTPS, bind: "nope", client_authentication: SOMETIMES}
+  - {protocol: FTP, bind: ":21"}
+`))
+	var ps config.Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("want config.Problems, got %T: %v", err, err)
+	}
+	if len(ps) < 5 {
+		t.Fatalf("want every problem at once, got %d:\n%v", len(ps), err)
+	}
+}
+
+func TestIgnoredCiphersWarn(t *testing.T) {
+	_, warnings, err := config.Parse([]byte(`listeners: [{name: a, protocol: TERMINATED_HTTPS, bind: ":443", default_tls_container_ref: "file:///a", tls_ciphers: "ECDHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES128-GCM-SHA256"}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0].String(), "DHE-RSA-AES128-GCM-SHA256") {
+		t.Fatalf("want a warning naming the ignored DHE suite, got %v", warnings)
+	}
+}
+
+// FuzzParse: the loader returns a config or an error, never panics, and
+// what it accepts validates again unchanged.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte(`{"listeners":[{"name":"a","protocol":"HTTP","bind":":80"}]}`))
+	f.Add([]byte("listeners: [{name: a, protocol: HTTP, bind: ':80', insert_headers: {X-Forwarded-For: 'true'}}]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, _, err := config.Parse(data)
+		if err != nil {
+			return
+		}
+		if _, err := cfg.Validate(); err != nil {
+			t.Fatalf("accepted config fails validation on a second pass: %v", err)
+		}
+	})
+}
