@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"sync"
 	"time"
 
@@ -140,11 +139,9 @@ func (b *builder) errorf(path, format string, args ...any) {
 
 func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools map[string]*proxy.Pool, now time.Time) (ListenerSnapshot, error) {
 	path := fmt.Sprintf("listeners[%d]", i)
-	_, port, _ := net.SplitHostPort(l.Bind)
 	route := &proxy.Route{
 		Listener:        l.Key(),
 		Headers:         proxy.NewHeaderRules(l.InsertHeaders, l.HSTSMaxAge, l.HSTSIncludeSubdomain, l.HSTSPreload),
-		Port:            port,
 		ClientTimeout:   ms(*l.TimeoutClientData),
 		ConnectTimeout:  ms(*l.TimeoutMemberConnect),
 		MemberTimeout:   ms(*l.TimeoutMemberData),

@@ -11,6 +11,7 @@ import (
 // created once per connection by the server's ConnContext hook.
 type connInfo struct {
 	clientIP string
+	port     string               // local port, haproxy's dst_port, for X-Forwarded-Port
 	proto    string               // "https" or "http", for X-Forwarded-Proto
 	tls      *tls.ConnectionState // nil on plain HTTP
 
@@ -26,6 +27,9 @@ func newConnInfo(c net.Conn) *connInfo {
 		ci.clientIP = host
 	} else {
 		ci.clientIP = c.RemoteAddr().String()
+	}
+	if _, port, err := net.SplitHostPort(c.LocalAddr().String()); err == nil {
+		ci.port = port
 	}
 	if tc, ok := c.(*tls.Conn); ok {
 		cs := tc.ConnectionState()

@@ -129,7 +129,7 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	x := exchangeFrom(pr.In.Context())
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = x.member.Addr
-	x.route.Headers.apply(pr.Out.Header, pr.In.Header, x.ci, x.route.Port)
+	x.route.Headers.apply(pr.Out.Header, pr.In.Header, x.ci)
 }
 
 func (f *Forwarder) modifyResponse(resp *http.Response) error {

@@ -70,7 +70,7 @@ func NewHeaderRules(insert map[string]string, hstsMaxAge *int, includeSubdomains
 // apply rewrites the outbound header as haproxy does for Octavia:
 // X-Forwarded-For is appended to (option forwardfor keeps what the client
 // sent), the others replace the client's values. in is the client's header.
-func (r *HeaderRules) apply(out, in http.Header, ci *connInfo, port string) {
+func (r *HeaderRules) apply(out, in http.Header, ci *connInfo) {
 	// httputil.ReverseProxy's Rewrite mode removes these three from the
 	// outbound request; what a listener does not set passes through as the
 	// client sent it, as it would through haproxy.
@@ -87,7 +87,7 @@ func (r *HeaderRules) apply(out, in http.Header, ci *connInfo, port string) {
 		out["X-Forwarded-For"] = xff
 	}
 	if r.ForwardedPort {
-		out["X-Forwarded-Port"] = []string{port}
+		out["X-Forwarded-Port"] = []string{ci.port}
 	}
 	if r.ForwardedProto {
 		out["X-Forwarded-Proto"] = []string{ci.proto}

@@ -43,7 +43,9 @@ type Listener struct {
 	// ctx is cancelled by Shutdown; handshakes and the accept loop stop on it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // the accept loop and handshakes in progress
+	// serving counts the http.Server goroutines of every generation.
+	serving sync.WaitGroup
 
 	mu       sync.Mutex // guards gen, params and closed
 	gen      *generation
@@ -145,6 +147,7 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 		err = e
 	}
 	l.draining.Wait()
+	l.serving.Wait()
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
@@ -168,9 +171,9 @@ func (l *Listener) startGeneration(p serverParams) *generation {
 	g.srv.Protocols = new(http.Protocols)
 	g.srv.Protocols.SetHTTP1(true)
 	g.srv.Protocols.SetHTTP2(true)
-	l.wg.Add(1)
+	l.serving.Add(1)
 	go func() {
-		defer l.wg.Done()
+		defer l.serving.Done()
 		_ = g.srv.Serve(&genListener{l: l, g: g}) // returns when the generation stops
 	}()
 	return g

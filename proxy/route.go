@@ -15,8 +15,6 @@ type Route struct {
 	// Pool receives the requests; nil answers 503.
 	Pool    *Pool
 	Headers HeaderRules
-	// Port is the listener's port, for X-Forwarded-Port.
-	Port string
 	// ClientTimeout is haproxy's timeout client (Octavia
 	// timeout_client_data): the longest a client may stay silent, while
 	// handshaking, sending headers or a body, reading a response, or idle
