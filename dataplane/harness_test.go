@@ -156,3 +156,7 @@ func servedCert(addr, serverName string, roots *x509.CertPool) (*x509.Certificat
 	defer conn.Close()
 	return conn.ConnectionState().PeerCertificates[0], nil
 }
+
+func replaceOnce(s, old, new string) string { return strings.Replace(s, old, new, 1) }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
