@@ -22,7 +22,8 @@ func handshakeFailureReason(err error) string {
 	switch {
 	case errors.Is(err, sni.ErrUnknownServerName):
 		return "unknown_server_name"
-	case errors.Is(err, sni.ErrClientCertificate):
+	case errors.Is(err, sni.ErrClientCertificate),
+		strings.Contains(err.Error(), "client didn't provide a certificate"): // crypto/tls, RequireAnyClientCert
 		return "client_certificate"
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return "timeout"
