@@ -1,0 +1,32 @@
+# terminator — see README.md.
+GO ?= go
+GOFLAGS ?=
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: run test build vet fmt-check bench-go clean
+
+## run: the built-in demo — throwaway certificates, a demo backend, and a
+## TERMINATED_HTTPS listener on 127.0.0.1:8443 (prints the curl line to try).
+run:
+	$(GO) run ./cmd/terminator demo
+
+## test: formatting, vet, and the whole test suite with the race detector.
+test: fmt-check vet
+	$(GO) test -race -timeout 20m ./...
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/terminator ./cmd/terminator
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## bench-go: the Go micro-benchmarks of the hot paths.
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin .demo

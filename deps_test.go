@@ -1,0 +1,39 @@
+package terminator_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDependencyDirection keeps the architecture one-way: certificate
+// backends and the certificate seam never import the proxy or the data
+// plane; the proxy never imports a backend; only the binary wires them.
+func TestDependencyDirection(t *testing.T) {
+	const mod = "github.com/terminator-proxy/terminator/"
+	forbidden := map[string][]string{
+		"certs":         {"proxy", "dataplane", "backends/", "sni", "config"},
+		"backends/file": {"proxy", "dataplane", "sni", "cmd/"},
+		"sni":           {"proxy", "dataplane", "backends/", "config"},
+		"config":        {"proxy", "dataplane", "backends/", "sni", "certs"},
+		"proxy":         {"dataplane", "backends/", "config", "cmd/"},
+		"dataplane":     {"backends/", "cmd/"},
+	}
+	for pkg, bad := range forbidden {
+		out, err := exec.Command("go", "list", "-deps", "./"+pkg).Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pkg, err)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			rel, ok := strings.CutPrefix(dep, mod)
+			if !ok {
+				continue
+			}
+			for _, b := range bad {
+				if rel == strings.TrimSuffix(b, "/") || (strings.HasSuffix(b, "/") && strings.HasPrefix(rel, b)) {
+					t.Errorf("%s imports %s", pkg, rel)
+				}
+			}
+		}
+	}
+}
