@@ -279,3 +279,20 @@ func TestWebSocketUpgrade(t *testing.T) {
 		time.Sleep(200 * time.Millisecond) // 600ms in all: longer than timeout_member_data
 	}
 }
+
+func TestHeaderSizeLimit(t *testing.T) {
+	h := newHarness(t)
+	h.cert("site.pem", "site.example")
+	backend := tu.EchoBackend(t)
+	h.mustApply(oneListener("", member(t, backend.URL)))
+	req := newRequest(t, "GET", "https://"+h.addr("127.0.0.1:0")+"/", nil)
+	req.Header.Set("X-Huge", strings.Repeat("a", 100<<10))
+	resp, err := h.client("site.example", false).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("100 KiB of headers: status %d, want 431", resp.StatusCode)
+	}
+}

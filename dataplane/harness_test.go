@@ -24,7 +24,7 @@ import (
 
 // harness runs a Plane with the real file manager over files in a temp dir.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	ca    *pki.CA
 	plane *dataplane.Plane
@@ -36,6 +36,12 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	tu.NoLeaks(t)
+	return newBenchHarness(t)
+}
+
+// newBenchHarness is newHarness without the leak check, for benchmarks.
+func newBenchHarness(t testing.TB) *harness {
+	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), ca: tu.CA(t, "test CA"), mx: metrics.New()}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {

@@ -226,11 +226,25 @@ pools:
 		t.Fatal("metrics do not show the failing reload")
 	}
 
+	readyz := func() int {
+		resp, err := http.Get("http://" + adminBind + "/readyz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := readyz(); code != 200 {
+		t.Fatalf("/readyz = %d while serving", code)
+	}
 	slow := make(chan string, 1)
 	go func() { slow <- get("/slow") }()
 	time.Sleep(200 * time.Millisecond)
 	must(t, cmd.Process.Signal(syscall.SIGTERM))
 	waitLog("draining")
+	if code := readyz(); code != 503 {
+		t.Errorf("/readyz = %d while draining, want 503", code)
+	}
 	if _, err := tls.Dial("tcp", bind, &tls.Config{RootCAs: tu.Pool(ca), ServerName: "site.example"}); err == nil {
 		t.Error("new connection accepted while draining")
 	}
