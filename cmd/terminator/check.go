@@ -29,13 +29,7 @@ func cmdCheck(args []string) int {
 	cfg, warnings, err := config.Load(*path)
 	printProblems("warning: ", warnings)
 	if err != nil {
-		var ps config.Problems
-		if errors.As(err, &ps) {
-			fmt.Fprintf(os.Stderr, "%s: %d problem(s):\n", *path, len(ps))
-			printProblems("", ps)
-		} else {
-			fmt.Fprintln(os.Stderr, err)
-		}
+		reportProblems(*path, err)
 		return 1
 	}
 	mgrs, err := newManagers(cfg, newLogger("text", "error"))
@@ -47,13 +41,7 @@ func cmdCheck(args []string) int {
 	defer cancel()
 	snap, err := dataplane.Build(ctx, cfg, mgrs.registry, metrics.New(), time.Now())
 	if err != nil {
-		var ps config.Problems
-		if errors.As(err, &ps) {
-			fmt.Fprintf(os.Stderr, "%s: %d problem(s):\n", *path, len(ps))
-			printProblems("", ps)
-		} else {
-			fmt.Fprintln(os.Stderr, err)
-		}
+		reportProblems(*path, err)
 		return 1
 	}
 	printProblems("warning: ", snap.Warnings)
@@ -111,4 +99,15 @@ func describe(b *certs.Bundle, now time.Time) string {
 		fmt.Fprintf(&s, "WARNING:      %v\n", err)
 	}
 	return s.String()
+}
+
+// reportProblems prints err's problems one a line, or err itself.
+func reportProblems(path string, err error) {
+	var ps config.Problems
+	if !errors.As(err, &ps) {
+		fmt.Fprintln(os.Stderr, err)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "%s: %d problem(s):\n", path, len(ps))
+	printProblems("", ps)
 }
