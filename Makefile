@@ -3,7 +3,7 @@ GO ?= go
 GOFLAGS ?=
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: run test build vet fmt-check bench-go clean
+.PHONY: run test build vet fmt-check bench bench-quick bench-go clean
 
 ## run: the built-in demo — throwaway certificates, a demo backend, and a
 ## TERMINATED_HTTPS listener on 127.0.0.1:8443 (prints the curl line to try).
@@ -23,6 +23,13 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## bench: terminator against haproxy and nginx, side by side (bench/README.md).
+bench:
+	bash bench/run
+
+bench-quick:
+	bash bench/run -quick
 
 ## bench-go: the Go micro-benchmarks of the hot paths.
 bench-go:

@@ -35,9 +35,11 @@ type Config struct {
 }
 
 // Admin is the plain-HTTP operations endpoint: /metrics, /healthz, /readyz.
-// An empty Bind disables it.
+// An empty Bind disables it. Pprof adds Go's /debug/pprof/ profiles; keep
+// the admin address on loopback or a management network when it is on.
 type Admin struct {
-	Bind string `yaml:"bind,omitempty" json:"bind,omitempty"`
+	Bind  string `yaml:"bind,omitempty" json:"bind,omitempty"`
+	Pprof bool   `yaml:"pprof,omitempty" json:"pprof,omitempty"`
 }
 
 // Log selects the log format ("text" or "json"), the level ("debug",

@@ -98,7 +98,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		if err != nil {
 			return fmt.Errorf("admin.bind %s: %w", o.cfg.Admin.Bind, err)
 		}
-		adminSrv = &http.Server{Handler: admin.Handler(mx.Registry, ready), ReadHeaderTimeout: 10 * time.Second}
+		adminSrv = &http.Server{Handler: admin.Handler(mx.Registry, ready, o.cfg.Admin.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = adminSrv.Serve(ln) }()
 		defer adminSrv.Close()

@@ -1,0 +1,58 @@
+// Command backend is the bench suite's origin: a fixed 1 KiB body on /,
+// 1 MiB on /1m, and a sink for uploads. It counts requests and new TCP
+// connections, served on -stats, so the driver can check that every request
+// reached it and that proxies reuse upstream connections.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:9001", "listen address")
+	stats := flag.String("stats", "127.0.0.1:9002", "stats address (GET / returns 'requests conns')")
+	flag.Parse()
+	var requests, conns atomic.Int64
+	small := strings.Repeat("x", 1024)
+	big := strings.Repeat("y", 1<<20)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if r.Method == http.MethodPost {
+			n, _ := io.Copy(io.Discard, r.Body)
+			fmt.Fprintf(w, "%d", n)
+			return
+		}
+		if r.URL.Path == "/1m" {
+			_, _ = io.WriteString(w, big)
+			return
+		}
+		_, _ = io.WriteString(w, small)
+	})
+	srv := &http.Server{
+		Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		},
+	}
+	go func() {
+		log.Fatal(http.ListenAndServe(*stats, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprintf(w, "%d %d\n", requests.Load(), conns.Load())
+		})))
+	}()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Fatal(srv.Serve(ln))
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/terminator-proxy/terminator/pki"
+)
+
+// Ports: haproxy 8441/8451, nginx 8442/8452, terminator 8443/8453 (ECDSA/RSA).
+var ports = map[string][2]int{"haproxy": {8441, 8451}, "nginx": {8442, 8452}, "terminator": {8443, 8453}}
+
+const (
+	backendAddr = "127.0.0.1:9001"
+	statsAddr   = "127.0.0.1:9002"
+	loadCPU     = 0
+	proxyCPU    = 1
+)
+
+type bench struct {
+	opts    options
+	procs   []*proc
+	fronts  map[string]*proc
+	backend *proc
+	bin     map[string]string // built binaries
+	rows    []row
+	mem     []memRow
+	extra   []string // Markdown lines from the SNI and reload phases
+	ca      *pki.CA
+}
+
+// setup builds the binaries, writes certificates and configs.
+func (b *bench) setup() error {
+	if err := os.MkdirAll(b.opts.work, 0o755); err != nil {
+		return err
+	}
+	_ = os.Chmod(b.opts.work, 0o755) // nginx workers run as an unprivileged user
+	b.bin = map[string]string{}
+	for name, pkg := range map[string]string{"terminator": "./cmd/terminator", "backend": "./bench/cmd/backend", "loadgen": "./bench/cmd/loadgen"} {
+		out := filepath.Join(b.opts.work, name)
+		cmd := exec.Command("go", "build", "-o", out, pkg)
+		cmd.Dir = b.opts.repo
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building %s: %v\n%s", name, err, msg)
+		}
+		b.bin[name] = out
+	}
+	ca, err := pki.NewCA("bench CA", pki.ECDSAP256, 0)
+	if err != nil {
+		return err
+	}
+	for name, kt := range map[string]pki.KeyType{"ec": pki.ECDSAP256, "rsa": pki.RSA2048} {
+		c, k, err := ca.Issue(pki.Request{CommonName: "localhost", DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, Usage: pki.ServerAuth, KeyType: kt})
+		if err != nil {
+			return err
+		}
+		kp, err := pki.KeyPEM(k)
+		if err != nil {
+			return err
+		}
+		for file, data := range map[string][]byte{name + ".crt": pki.CertPEM(c), name + ".key": kp, name + ".pem": append(pki.CertPEM(c), kp...)} {
+			if err := os.WriteFile(filepath.Join(b.opts.work, file), data, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	b.ca = ca
+	data := map[string]any{"Work": b.opts.work, "Backend": backendAddr, "P": ports, "Kinds": []string{"ec", "rsa"}}
+	for file, tmpl := range map[string]string{"haproxy.cfg": haproxyCfg, "nginx.conf": nginxConf, "terminator.yaml": terminatorCfg} {
+		var sb strings.Builder
+		if err := template.Must(template.New(file).Parse(tmpl)).Execute(&sb, data); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(b.opts.work, file), []byte(sb.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startFrontend starts one frontend on the proxy core and waits for it.
+func (b *bench) startFrontend(name string) (*proc, error) {
+	w := b.opts.work
+	var p *proc
+	var err error
+	switch name {
+	case "haproxy":
+		p, err = b.start(name, proxyCPU, nil, "haproxy", "-db", "-f", filepath.Join(w, "haproxy.cfg"))
+	case "nginx":
+		p, err = b.start(name, proxyCPU, nil, "nginx", "-p", w, "-c", filepath.Join(w, "nginx.conf"), "-e", filepath.Join(w, "nginx-error.log"))
+	case "terminator":
+		p, err = b.start(name, proxyCPU, []string{"GOMAXPROCS=1"}, b.bin["terminator"], "serve", "--config", filepath.Join(w, "terminator.yaml"))
+	default:
+		return nil, fmt.Errorf("unknown frontend %q", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, port := range ports[name] {
+		if err := waitTLS(fmt.Sprintf("127.0.0.1:%d", port), "localhost", 10*time.Second); err != nil {
+			return nil, fmt.Errorf("%s: %w (see %s/%s.log)", name, err, w, name)
+		}
+	}
+	return p, nil
+}
+
+func (b *bench) restartFrontend(name string) error {
+	if p := b.fronts[name]; p != nil {
+		p.stop()
+	}
+	p, err := b.startFrontend(name)
+	if err != nil {
+		return err
+	}
+	b.fronts[name] = p
+	return nil
+}
+
+const haproxyCfg = `global
+    nbthread 1
+    maxconn 8000
+    ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
+    ssl-default-bind-options ssl-min-ver TLSv1.3
+    ssl-default-bind-curves X25519
+    tune.ssl.default-dh-param 2048
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 50s
+    timeout server 50s
+    option http-keep-alive
+    http-reuse always
+frontend fe
+    bind 127.0.0.1:{{index .P.haproxy 0}} ssl crt {{.Work}}/ec.pem alpn h2,http/1.1
+    bind 127.0.0.1:{{index .P.haproxy 1}} ssl crt {{.Work}}/rsa.pem alpn h2,http/1.1
+    option forwardfor
+    default_backend be
+backend be
+    server s1 {{.Backend}}
+`
+
+const nginxConf = `worker_processes 1;
+daemon off;
+master_process on;
+pid {{.Work}}/nginx.pid;
+error_log {{.Work}}/nginx-error.log warn;
+events { worker_connections 8000; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    http2_max_requests 1000000;
+    client_max_body_size 4m;
+    client_body_temp_path {{.Work}}/nginx-body;
+    proxy_temp_path {{.Work}}/nginx-proxy;
+    ssl_protocols TLSv1.3;
+    ssl_prefer_server_ciphers on;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
+    ssl_ecdh_curve X25519;
+    ssl_session_cache shared:SSL:20m;
+    ssl_session_tickets on;
+    upstream be { server {{.Backend}}; keepalive 1024; }
+{{range $i, $kind := .Kinds}}    server {
+        listen 127.0.0.1:{{index $.P.nginx $i}} ssl http2;
+        ssl_certificate {{$.Work}}/{{$kind}}.crt;
+        ssl_certificate_key {{$.Work}}/{{$kind}}.key;
+        location / {
+            proxy_pass http://be;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_request_buffering off;
+            proxy_buffering off;
+        }
+    }
+{{end}}}
+`
+
+const terminatorCfg = `log: {level: warn, access_log: false}
+admin: {bind: 127.0.0.1:9110, pprof: true}
+listeners:
+  - name: ec
+    protocol: TERMINATED_HTTPS
+    bind: 127.0.0.1:{{index .P.terminator 0}}
+    default_tls_container_ref: file://{{.Work}}/ec.pem
+    tls_versions: [TLSv1.3]
+    alpn_protocols: [h2, http/1.1]
+    insert_headers: {X-Forwarded-For: "true"}
+    default_pool: be
+  - name: rsa
+    protocol: TERMINATED_HTTPS
+    bind: 127.0.0.1:{{index .P.terminator 1}}
+    default_tls_container_ref: file://{{.Work}}/rsa.pem
+    tls_versions: [TLSv1.3]
+    alpn_protocols: [h2, http/1.1]
+    insert_headers: {X-Forwarded-For: "true"}
+    default_pool: be
+pools:
+  - name: be
+    members: [{address: 127.0.0.1, protocol_port: 9001}]
+`

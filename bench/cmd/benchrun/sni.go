@@ -1,0 +1,111 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/terminator-proxy/terminator/pki"
+)
+
+// sniScale serves N certificates, one name each, and measures start-up
+// time (start to the first handshake for a random name), RSS, and CPU per
+// handshake for random names at a fixed rate. nginx has no crt-list
+// equivalent (a server block per name), so haproxy and terminator compare.
+func (b *bench) sniScale() error {
+	n := b.opts.sniCerts
+	dir := filepath.Join(b.opts.work, "sni")
+	_ = os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	names := make([]string, n)
+	var crtList, refs strings.Builder
+	for i := range n {
+		names[i] = fmt.Sprintf("host%05d.sni.test", i)
+		c, k, err := b.ca.Issue(pki.Request{CommonName: names[i], DNSNames: []string{names[i]}, Usage: pki.ServerAuth})
+		if err != nil {
+			return err
+		}
+		kp, _ := pki.KeyPEM(k)
+		file := filepath.Join(dir, names[i]+".pem")
+		if err := os.WriteFile(file, append(pki.CertPEM(c), kp...), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintln(&crtList, file)
+		if i > 0 {
+			fmt.Fprintf(&refs, "      - file://%s\n", file)
+		}
+	}
+	namesFile := filepath.Join(dir, "names.txt")
+	_ = os.WriteFile(namesFile, []byte(strings.Join(names, "\n")), 0o644)
+	_ = os.WriteFile(filepath.Join(dir, "crt-list"), []byte(crtList.String()), 0o644)
+	hcfg := strings.Replace(haproxyCfg, "frontend fe\n", "frontend fe_sni\n    bind 127.0.0.1:8461 ssl crt-list "+filepath.Join(dir, "crt-list")+" alpn http/1.1\n    option forwardfor\n    default_backend be\nfrontend fe\n", 1)
+	hcfg = strings.Replace(hcfg, "{{index .P.haproxy 0}}", "18441", 1)
+	hcfg = strings.Replace(hcfg, "{{index .P.haproxy 1}}", "18451", 1)
+	hcfg = strings.ReplaceAll(hcfg, "{{.Work}}", b.opts.work)
+	hcfg = strings.ReplaceAll(hcfg, "{{.Backend}}", backendAddr)
+	tcfg := fmt.Sprintf(`log: {level: warn, access_log: false}
+listeners:
+  - name: sni
+    protocol: TERMINATED_HTTPS
+    bind: 127.0.0.1:8463
+    default_tls_container_ref: file://%s
+    sni_container_refs:
+%s    tls_versions: [TLSv1.3]
+    insert_headers: {X-Forwarded-For: "true"}
+    default_pool: be
+pools:
+  - name: be
+    members: [{address: 127.0.0.1, protocol_port: 9001}]
+`, filepath.Join(dir, names[0]+".pem"), refs.String())
+	_ = os.WriteFile(filepath.Join(dir, "haproxy.cfg"), []byte(hcfg), 0o644)
+	_ = os.WriteFile(filepath.Join(dir, "terminator.yaml"), []byte(tcfg), 0o644)
+
+	b.extra = append(b.extra, fmt.Sprintf("\n### %d SNI certificates\n\n| frontend | start-up to first handshake | RSS | CPU-ms per 1k handshakes, random name, 250/s | failed |\n|---|---|---|---|---|", n))
+	for _, f := range []string{"haproxy", "terminator"} {
+		var argv []string
+		var env []string
+		port := 8461
+		switch f {
+		case "haproxy":
+			argv = []string{"haproxy", "-db", "-f", filepath.Join(dir, "haproxy.cfg")}
+		case "terminator":
+			argv = []string{b.bin["terminator"], "serve", "--config", filepath.Join(dir, "terminator.yaml")}
+			env = []string{"GOMAXPROCS=1"}
+			port = 8463
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		t0 := time.Now()
+		p, err := b.start(f+"-sni", proxyCPU, env, argv...)
+		if err != nil {
+			return err
+		}
+		if err := waitTLS(addr, names[rand.IntN(n)], 5*time.Minute); err != nil {
+			return err
+		}
+		startup := time.Since(t0)
+		time.Sleep(time.Second)
+		rss := p.rssKiB()
+		cpu0 := p.cpu()
+		out, _ := exec.Command("taskset", "-c", "0", b.bin["loadgen"], "hs", "-addr", addr, "-names", namesFile, "-rate", "250", "-c", "16", "-d", b.opts.dur.String(), "-n", "1000000").CombinedOutput()
+		cpu1 := p.cpu()
+		ok, _, _, lerr := parseLoadgen(string(out))
+		p.stop()
+		per := 0.0
+		if ok > 0 {
+			per = (cpu1 - cpu0) * 1e6 / float64(ok)
+		}
+		failed := "0"
+		if lerr != nil {
+			failed = lerr.Error()
+		}
+		b.logf("sni %-10s %d certs: start-up %v, RSS %.1f MiB, %.0f CPU-ms/1k handshakes, %s", f, n, startup.Round(time.Millisecond), float64(rss)/1024, per, failed)
+		b.extra = append(b.extra, fmt.Sprintf("| %s | %.2f s | %.1f MiB | %.0f | %s |", f, startup.Seconds(), float64(rss)/1024, per, failed))
+	}
+	return nil
+}
