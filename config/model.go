@@ -30,8 +30,40 @@ type Config struct {
 	Admin     Admin      `yaml:"admin,omitempty" json:"admin,omitempty"`
 	Log       Log        `yaml:"log,omitempty" json:"log,omitempty"`
 	TLS       TLSGlobal  `yaml:"tls,omitempty" json:"tls,omitempty"`
+	Control   *Control   `yaml:"control,omitempty" json:"control,omitempty"`
 	Listeners []Listener `yaml:"listeners" json:"listeners"`
 	Pools     []Pool     `yaml:"pools,omitempty" json:"pools,omitempty"`
+}
+
+// Control configures the mTLS control API. Its server certificate comes
+// from any certificate-manager reference; clients must present a
+// certificate that chains to the client CA (and only to it) for client
+// authentication.
+type Control struct {
+	Bind            string `yaml:"bind,omitempty" json:"bind,omitempty"` // default :9443
+	TLSContainerRef string `yaml:"tls_container_ref" json:"tls_container_ref"`
+	ClientCARef     string `yaml:"client_ca_ref" json:"client_ca_ref"`
+	ClientCRLRef    string `yaml:"client_crl_ref,omitempty" json:"client_crl_ref,omitempty"`
+	// AllowedClients, if set, lists the client identities accepted (a
+	// certificate's CN, DNS SAN or URI SAN); others are refused.
+	AllowedClients []string `yaml:"allowed_clients,omitempty" json:"allowed_clients,omitempty"`
+	// StateDir keeps the last committed configuration and uploaded
+	// certificates, so a restart comes back as the API left it.
+	StateDir string `yaml:"state_dir" json:"state_dir"`
+	// Renew, if set, renews the control server certificate before it
+	// expires, by a CSR to the signer.
+	Renew *ControlRenew `yaml:"renew,omitempty" json:"renew,omitempty"`
+}
+
+// ControlRenew selects the signer for the control server certificate.
+// CADir is a "terminator ca" directory whose server CA signs; Validity is a
+// Go duration (default 12h, the seed's short-lived certificates); the
+// certificate is renewed at two thirds of its lifetime, with jitter.
+type ControlRenew struct {
+	CADir          string `yaml:"ca_dir" json:"ca_dir"`
+	PassphraseFile string `yaml:"passphrase_file,omitempty" json:"passphrase_file,omitempty"`
+	CommonName     string `yaml:"common_name" json:"common_name"`
+	Validity       string `yaml:"validity,omitempty" json:"validity,omitempty"`
 }
 
 // Admin is the plain-HTTP operations endpoint: /metrics, /healthz, /readyz.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Headers terminator can insert, by Octavia's names (octavia-lib
@@ -37,8 +38,11 @@ func (c *Config) Validate() (warnings Problems, err error) {
 	if c.TLS.RescanInterval < 0 {
 		v.errorf("tls.rescan_interval", "must not be negative")
 	}
-	if len(c.Listeners) == 0 {
-		v.errorf("listeners", "at least one listener is required")
+	if len(c.Listeners) == 0 && c.Control == nil {
+		v.errorf("listeners", "at least one listener is required (or a control section to receive them)")
+	}
+	if c.Control != nil {
+		validateControl(&v, c.Control)
 	}
 	c.validatePools(&v)
 	binds := map[string]int{}
@@ -323,4 +327,39 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+func validateControl(v *collector, c *Control) {
+	if c.Bind != "" {
+		checkBind(v, "control.bind", c.Bind)
+	}
+	if c.TLSContainerRef == "" {
+		v.errorf("control.tls_container_ref", "is required: the control API's server certificate")
+	} else {
+		checkRef(v, "control.tls_container_ref", c.TLSContainerRef)
+	}
+	if c.ClientCARef == "" {
+		v.errorf("control.client_ca_ref", "is required: the CA that signs controllers' certificates")
+	} else {
+		checkRef(v, "control.client_ca_ref", c.ClientCARef)
+	}
+	if c.ClientCRLRef != "" {
+		checkRef(v, "control.client_crl_ref", c.ClientCRLRef)
+	}
+	if c.StateDir == "" {
+		v.errorf("control.state_dir", "is required: where committed configuration is kept")
+	}
+	if r := c.Renew; r != nil {
+		if r.CADir == "" {
+			v.errorf("control.renew.ca_dir", "is required")
+		}
+		if r.CommonName == "" {
+			v.errorf("control.renew.common_name", "is required")
+		}
+		if r.Validity != "" {
+			if d, err := time.ParseDuration(r.Validity); err != nil || d < time.Minute {
+				v.errorf("control.renew.validity", "must be a duration of a minute or more, like 12h")
+			}
+		}
+	}
 }

@@ -29,6 +29,8 @@ type Metrics struct {
 	ReloadFailing prometheus.Gauge
 	LastReload    prometheus.Gauge
 	Generation    prometheus.Gauge
+
+	ControlCertNotAfter *prometheus.GaugeVec // cn
 }
 
 // New creates the collectors and registers them, with the Go and process
@@ -86,8 +88,12 @@ func New() *Metrics {
 		Generation: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "terminator_snapshot_generation", Help: "Number of the snapshot serving now.",
 		}),
+		ControlCertNotAfter: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "terminator_control_certificate_not_after_seconds", Help: "Expiry (Unix time) of the control API's server certificate.",
+		}, []string{"cn"}),
 	}
-	r.MustRegister(
+	r.MustRegister(m.ControlCertNotAfter,
+
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ConnectionsActive, m.ConnectionsTotal, m.Handshakes, m.HandshakeFailures, m.Requests, m.MemberRequests,
 		m.BytesIn, m.BytesOut, m.MemberErrors, m.RequestSeconds, m.CertNotAfter, m.CertInvalid,

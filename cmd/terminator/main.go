@@ -14,6 +14,8 @@ Usage:
   terminator check --config FILE      validate a config and its certificates
   terminator cert inspect REF         show what a certificate reference serves
   terminator demo [--dir DIR]         run a demo listener with throwaway certificates
+  terminator ca init|issue-client|issue-server|sign|revoke|crl   the control API's two CAs
+  terminator ctl [flags] COMMAND      drive a running terminator through its mTLS control API
   terminator version
 `
 
@@ -40,6 +42,10 @@ func run(args []string) int {
 		}
 	case "demo":
 		return cmdDemo(args[1:])
+	case "ca":
+		return cmdCA(args[1:])
+	case "ctl":
+		return cmdCtl(args[1:])
 	case "version", "--version":
 		fmt.Println("terminator", version)
 		return 0

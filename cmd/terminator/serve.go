@@ -105,9 +105,28 @@ func serve(ctx context.Context, o serveOptions) error {
 		o.log.Info("admin endpoint listening", "addr", ln.Addr().String())
 	}
 
-	if err := plane.Apply(ctx, o.cfg); err != nil {
+	cfg, version, err := restoreState(o.cfg)
+	if err != nil {
+		return err
+	}
+	if err := plane.Apply(ctx, cfg); err != nil {
 		printProblemsTo(o.log, err)
 		return fmt.Errorf("initial configuration could not be served")
+	}
+	ctl, stopControl, err := startControl(ctx, cfg, version, mgrs.registry, plane, mx, o.log)
+	if err != nil {
+		return err
+	}
+	defer stopControl()
+	load := o.load
+	if ctl != nil {
+		load = func() (*config.Config, error) {
+			file, err := o.load()
+			if err != nil {
+				return nil, err
+			}
+			return ctl.Base(file), nil
+		}
 	}
 	if o.onReady != nil {
 		o.onReady(plane)
@@ -136,7 +155,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		plane.Run(bg, o.load, reload, mgrs.registry.Watchers())
+		plane.Run(bg, load, reload, mgrs.registry.Watchers())
 	}()
 
 	<-ctx.Done()
