@@ -71,8 +71,8 @@ type Request struct {
 	IPAddresses  []net.IP
 	Usage        Usage
 	KeyType      KeyType
-	// NotBefore defaults to now minus a minute (clock skew); Validity to a
-	// year.
+	// Validity defaults to a year, counted from now. NotBefore, if set,
+	// fixes the start instead (and the end is NotBefore+Validity).
 	NotBefore time.Time
 	Validity  time.Duration
 	// Key, if set, is certified instead of a new key (used to sign CSRs).
@@ -115,13 +115,16 @@ func (ca *CA) Issue(r Request) (*x509.Certificate, crypto.Signer, error) {
 	if r.CommonName == "" && len(r.DNSNames) == 0 && len(r.IPAddresses) == 0 {
 		return nil, nil, errors.New("pki: a certificate needs a common name, a DNS name or an IP address")
 	}
-	notBefore := r.NotBefore
-	if notBefore.IsZero() {
-		notBefore = time.Now().Add(-time.Minute)
-	}
 	validity := r.Validity
 	if validity == 0 {
 		validity = 365 * 24 * time.Hour
+	}
+	// Valid for validity from now; NotBefore is backdated for clock skew by
+	// a minute at most, and by no more than a tenth of a short lifetime.
+	notBefore, notAfter := r.NotBefore, r.NotBefore.Add(validity)
+	if notBefore.IsZero() {
+		now := time.Now()
+		notBefore, notAfter = now.Add(-min(time.Minute, validity/10)), now.Add(validity)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          randomSerial(),
@@ -129,7 +132,7 @@ func (ca *CA) Issue(r Request) (*x509.Certificate, crypto.Signer, error) {
 		DNSNames:              r.DNSNames,
 		IPAddresses:           r.IPAddresses,
 		NotBefore:             notBefore,
-		NotAfter:              notBefore.Add(validity),
+		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 	}
