@@ -7,51 +7,32 @@ import (
 )
 
 // clientBody is a request body that enforces the client inactivity timeout
-// on each read and counts as progress toward the member's timer (the member
-// is busy reading while the client uploads).
+// while it is read.
 type clientBody struct {
 	io.ReadCloser
-	rc      *http.ResponseController
-	timeout time.Duration
-	x       *exchange
-	n       int64
+	rc *http.ResponseController
+	dl deadline
+	n  int64
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
-	if b.timeout > 0 {
-		_ = b.rc.SetReadDeadline(time.Now().Add(b.timeout)) // unsupported writers keep the server's limits
+	if now := time.Now(); b.dl.due(now) {
+		_ = b.rc.SetReadDeadline(now.Add(b.dl.timeout)) // unsupported writers keep the server's limits
 	}
 	n, err := b.ReadCloser.Read(p)
-	if n > 0 {
-		b.n += int64(n)
-		b.x.progress()
-	}
-	return n, err
-}
-
-// memberBody is a response body whose reads restart the member timer.
-type memberBody struct {
-	io.ReadCloser
-	x *exchange
-}
-
-func (b *memberBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if n > 0 {
-		b.x.progress()
-	}
+	b.n += int64(n)
 	return n, err
 }
 
 // recorder captures the status and size of a response and enforces the
-// client inactivity timeout on each write. Unwrap lets
+// client inactivity timeout while it is written. Unwrap lets
 // http.ResponseController reach Flush and Hijack underneath.
 type recorder struct {
 	http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-	status  int
-	n       int64
+	rc     *http.ResponseController
+	dl     deadline
+	status int
+	n      int64
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -65,8 +46,8 @@ func (w *recorder) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	if w.timeout > 0 {
-		_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	if now := time.Now(); w.dl.due(now) {
+		_ = w.rc.SetWriteDeadline(now.Add(w.dl.timeout))
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.n += int64(n)

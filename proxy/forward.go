@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -16,7 +15,7 @@ import (
 // keep-alive connection reuse per member. One Forwarder serves every
 // listener of the process; it is safe for concurrent use.
 type Forwarder struct {
-	transport *http.Transport
+	upstreams *transports
 	rp        *httputil.ReverseProxy
 	log       *slog.Logger
 }
@@ -39,28 +38,15 @@ func NewForwarder(o ForwarderOptions) *Forwarder {
 	if o.MaxIdlePerMember <= 0 {
 		o.MaxIdlePerMember = 1024
 	}
-	f := &Forwarder{log: o.Logger}
-	dialer := &net.Dialer{KeepAlive: 30 * time.Second}
-	f.transport = &http.Transport{
-		Proxy: nil, // never route member traffic through $HTTP_PROXY
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if x := exchangeFrom(ctx); x != nil && x.route.ConnectTimeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, x.route.ConnectTimeout)
-				defer cancel()
-			}
-			return dialer.DialContext(ctx, network, addr)
-		},
-		MaxIdleConnsPerHost:    o.MaxIdlePerMember,
-		IdleConnTimeout:        90 * time.Second,
-		DisableCompression:     true, // pass Accept-Encoding through untouched
-		ExpectContinueTimeout:  time.Second,
-		MaxResponseHeaderBytes: 64 << 10,
-	}
+	f := &Forwarder{log: o.Logger, upstreams: &transports{
+		byKey:    map[upstreamKey]*http.Transport{},
+		maxIdle:  o.MaxIdlePerMember,
+		dialOpts: net.Dialer{KeepAlive: 30 * time.Second},
+	}}
 	pool := &sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
 	f.rp = &httputil.ReverseProxy{
 		Rewrite:        f.rewrite,
-		Transport:      f.transport,
+		Transport:      roundTripper{},
 		BufferPool:     bufferPool{pool},
 		ModifyResponse: f.modifyResponse,
 		ErrorHandler:   f.errorHandler,
@@ -70,17 +56,19 @@ func NewForwarder(o ForwarderOptions) *Forwarder {
 }
 
 // CloseIdle closes idle member connections (at shutdown).
-func (f *Forwarder) CloseIdle() { f.transport.CloseIdleConnections() }
+func (f *Forwarder) CloseIdle() { f.upstreams.closeIdle() }
 
-// exchange is one request's forwarding state.
+// transportFor returns the member transport for a route's timeouts.
+func (f *Forwarder) transportFor(r *Route) *http.Transport {
+	return f.upstreams.get(upstreamKey{connect: r.ConnectTimeout, idle: r.MemberTimeout})
+}
+
+// exchange is one request's forwarding state, reached from the outbound
+// request's context.
 type exchange struct {
-	route    *routeState
-	member   *Member
-	ci       *connInfo
-	timer    *time.Timer // member inactivity; fires expire
-	cancel   context.CancelFunc
-	timedOut atomic.Bool
-	upgraded atomic.Bool
+	route  *routeState
+	member *Member
+	ci     *connInfo
 }
 
 type exchangeKey struct{}
@@ -90,35 +78,14 @@ func exchangeFrom(ctx context.Context) *exchange {
 	return x
 }
 
-func (x *exchange) expire() {
-	if x.upgraded.Load() {
-		return
-	}
-	x.timedOut.Store(true)
-	x.cancel()
-}
-
-// progress restarts the member inactivity timer.
-func (x *exchange) progress() {
-	if x.timer != nil && !x.upgraded.Load() {
-		x.timer.Reset(x.route.MemberTimeout)
-	}
-}
-
 // forward proxies one request to member m and returns when the response is
 // complete, with the request body it read (nil when there was none).
 func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, st *routeState, m *Member, ci *connInfo) *clientBody {
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	x := &exchange{route: st, member: m, ci: ci, cancel: cancel}
-	if st.MemberTimeout > 0 {
-		x.timer = time.AfterFunc(st.MemberTimeout, x.expire)
-		defer x.timer.Stop()
-	}
-	out := r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
+	x := &exchange{route: st, member: m, ci: ci}
+	out := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
 	var body *clientBody
 	if r.Body != nil && r.Body != http.NoBody {
-		body = &clientBody{ReadCloser: r.Body, rc: http.NewResponseController(w), timeout: st.ClientTimeout, x: x}
+		body = &clientBody{ReadCloser: r.Body, rc: http.NewResponseController(w), dl: deadline{timeout: st.ClientTimeout}}
 		out.Body = body
 	}
 	f.rp.ServeHTTP(w, out)
@@ -134,19 +101,6 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 
 func (f *Forwarder) modifyResponse(resp *http.Response) error {
 	x := exchangeFrom(resp.Request.Context())
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		// A tunnel's two ends now talk directly; haproxy's timeout tunnel
-		// has no Octavia field, so the tunnel lives until either side closes.
-		x.upgraded.Store(true)
-		if x.timer != nil {
-			x.timer.Stop()
-		}
-	} else {
-		x.progress()
-		if resp.Body != nil && resp.Body != http.NoBody {
-			resp.Body = &memberBody{ReadCloser: resp.Body, x: x}
-		}
-	}
 	if x.route.Headers.HSTS != "" && x.ci.tls != nil {
 		resp.Header.Set("Strict-Transport-Security", x.route.Headers.HSTS)
 	}
@@ -162,8 +116,6 @@ func (f *Forwarder) errorHandler(w http.ResponseWriter, r *http.Request, err err
 	var status int
 	var reason, msg string
 	switch {
-	case x.timedOut.Load():
-		status, reason, msg = http.StatusGatewayTimeout, "timeout", "the backend member did not answer in time"
 	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
 		// The client went away; nobody is left to answer.
 		x.member.errors("client_gone").Inc()
@@ -171,12 +123,19 @@ func (f *Forwarder) errorHandler(w http.ResponseWriter, r *http.Request, err err
 		return
 	case isDialError(err):
 		status, reason, msg = http.StatusBadGateway, "connect", "the backend member could not be reached"
+	case isTimeout(err):
+		status, reason, msg = http.StatusGatewayTimeout, "timeout", "the backend member did not answer in time"
 	default:
 		status, reason, msg = http.StatusBadGateway, "protocol", "the backend member failed to answer"
 	}
 	x.member.errors(reason).Inc()
 	f.log.Warn("member failed", "listener", x.route.Listener, "member", x.member.Name, "addr", x.member.Addr, "reason", reason, "err", err)
 	writeError(w, status, msg)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func isDialError(err error) bool {

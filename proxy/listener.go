@@ -88,12 +88,16 @@ func NewListener(ln net.Listener, r *Route, o ListenerOptions) *Listener {
 			return nil, errors.New("proxy: listener no longer serves TLS")
 		},
 	}
-	l.route.Store(&routeState{Route: r, counters: newCounters(o.Metrics, r.Listener)})
+	l.route.Store(l.newRouteState(r))
 	l.params = r.serverParams()
 	l.gen = l.startGeneration(l.params)
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l
+}
+
+func (l *Listener) newRouteState(r *Route) *routeState {
+	return &routeState{Route: r, counters: newCounters(l.opts.Metrics, r.Listener), transport: l.opts.Forwarder.transportFor(r)}
 }
 
 // Addr is the bound address.
@@ -103,7 +107,7 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 // connections carry on with the new one. A change of client timeout starts
 // a new server for new connections while the old one drains.
 func (l *Listener) Update(r *Route) {
-	l.route.Store(&routeState{Route: r, counters: newCounters(l.opts.Metrics, r.Listener)})
+	l.route.Store(l.newRouteState(r))
 	l.limit.setLimit(r.ConnectionLimit)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -293,7 +297,7 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := l.route.Load()
 	ci := connInfoFrom(r.Context())
 	start := time.Now()
-	rec := &recorder{ResponseWriter: w, rc: http.NewResponseController(w), timeout: st.ClientTimeout}
+	rec := &recorder{ResponseWriter: w, rc: http.NewResponseController(w), dl: deadline{timeout: st.ClientTimeout}}
 	var member *Member
 	if st.Pool != nil {
 		member = st.Pool.Next()

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"net/http"
 	"time"
 )
 
@@ -23,7 +24,8 @@ type Route struct {
 	// ConnectTimeout bounds connecting to a member (timeout_member_connect).
 	ConnectTimeout time.Duration
 	// MemberTimeout is haproxy's timeout server (timeout_member_data): the
-	// longest a member may stay silent while a request is in progress.
+	// longest a member connection may stay silent while a request, or an
+	// upgraded tunnel, is in progress.
 	MemberTimeout time.Duration
 	// ConnectionLimit caps concurrent client connections; 0 is no limit.
 	ConnectionLimit int
@@ -39,8 +41,10 @@ type serverParams struct {
 
 func (r *Route) serverParams() serverParams { return serverParams{clientTimeout: r.ClientTimeout} }
 
-// routeState is a Route with its metric handles resolved.
+// routeState is a Route with its metric handles and member transport
+// resolved.
 type routeState struct {
 	*Route
-	counters *counters
+	counters  *counters
+	transport *http.Transport
 }

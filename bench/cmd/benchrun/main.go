@@ -27,6 +27,7 @@ type options struct {
 	sniCerts  int
 	work, out string
 	profile   []string // scenarios to profile terminator under
+	base      string   // git ref built as the extra frontend "terminator-base"
 	repo      string
 }
 
@@ -41,6 +42,7 @@ func main() {
 	flag.IntVar(&o.memConns, "m", 1000, "idle connections for the memory test")
 	flag.IntVar(&o.sniCerts, "sni", 10000, "certificates for the SNI scale test")
 	var prof string
+	flag.StringVar(&o.base, "base", "", "also measure terminator built from this git ref, as frontend terminator-base (A/B in one run)")
 	flag.StringVar(&prof, "profile", "", "comma-separated scenarios to take a terminator CPU profile under (written to the results directory)")
 	flag.StringVar(&o.out, "o", "", "results directory (default bench/results/<timestamp>)")
 	flag.Parse()
@@ -57,6 +59,9 @@ func main() {
 		}
 	}
 	o.frontends = strings.Split(fronts, ",")
+	if o.base != "" {
+		o.frontends = append(o.frontends, "terminator-base")
+	}
 	if prof != "" {
 		o.profile = strings.Split(prof, ",")
 	}

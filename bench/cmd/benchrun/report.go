@@ -18,6 +18,7 @@ var targets = map[string]float64{"h1-ka": 0.8, "h1-fix": 0.8, "h2-ka": 1.0, "h2-
 type cell struct {
 	rps, cpu, p99      []float64
 	vsHaproxy, vsNginx []float64
+	vsBase             []float64 // terminator ÷ terminator-base (A/B runs)
 	mismatch, errs     int
 	beNew              []float64
 }
@@ -77,6 +78,9 @@ func (b *bench) aggregate() (map[string]map[string]*cell, []string) {
 			for f, r := range fr {
 				if h, ok := fr["haproxy"]; ok && h.cpuMsPer1k > 0 {
 					cells[sc][f].vsHaproxy = append(cells[sc][f].vsHaproxy, r.cpuMsPer1k/h.cpuMsPer1k)
+				}
+				if bs, ok := fr["terminator-base"]; ok && f == "terminator" && bs.cpuMsPer1k > 0 {
+					cells[sc][f].vsBase = append(cells[sc][f].vsBase, r.cpuMsPer1k/bs.cpuMsPer1k)
 				}
 				if n, ok := fr["nginx"]; ok && n.cpuMsPer1k > 0 {
 					cells[sc][f].vsNginx = append(cells[sc][f].vsNginx, r.cpuMsPer1k/n.cpuMsPer1k)
@@ -165,6 +169,14 @@ func (b *bench) report() error {
 			break
 		}
 	}
+	if b.opts.base != "" {
+		fmt.Fprintf(&md, "\n### A/B: terminator ÷ terminator built from %s (CPU per unit, same repetition)\n\n| scenario | ratio |\n|---|---|\n", b.opts.base)
+		for _, sc := range order {
+			if c := cells[sc]["terminator"]; c != nil && len(c.vsBase) > 0 {
+				fmt.Fprintf(&md, "| %s | %s |\n", sc, ratio(c.vsBase))
+			}
+		}
+	}
 	report := md.String()
 	if err := os.WriteFile(filepath.Join(b.opts.out, "report.md"), []byte(report), 0o644); err != nil {
 		return err
@@ -220,7 +232,7 @@ func (b *bench) chart(cells map[string]map[string]*cell, order []string) string 
 		}
 	}
 	x := func(r float64) float64 { return left + r/maxR*width }
-	colors := map[string]string{"haproxy": "#999", "nginx": "#2a7", "terminator": "#c33"}
+	colors := map[string]string{"haproxy": "#999", "nginx": "#2a7", "terminator": "#c33", "terminator-base": "#e99"}
 	var s strings.Builder
 	h := len(order)*(2*barH+gap) + 60
 	fmt.Fprintf(&s, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", left+width+120, h)
@@ -228,7 +240,7 @@ func (b *bench) chart(cells map[string]map[string]*cell, order []string) string 
 	y := 30
 	for _, sc := range order {
 		fmt.Fprintf(&s, `<text x="4" y="%d">%s</text>`+"\n", y+barH+4, sc)
-		for _, f := range []string{"nginx", "terminator"} {
+		for _, f := range []string{"nginx", "terminator-base", "terminator"} {
 			c := cells[sc][f]
 			if c == nil || len(c.vsHaproxy) == 0 {
 				continue

@@ -14,7 +14,7 @@ import (
 )
 
 // Ports: haproxy 8441/8451, nginx 8442/8452, terminator 8443/8453 (ECDSA/RSA).
-var ports = map[string][2]int{"haproxy": {8441, 8451}, "nginx": {8442, 8452}, "terminator": {8443, 8453}}
+var ports = map[string][2]int{"haproxy": {8441, 8451}, "nginx": {8442, 8452}, "terminator": {8443, 8453}, "terminator-base": {8444, 8454}}
 
 const (
 	backendAddr = "127.0.0.1:9001"
@@ -50,6 +50,11 @@ func (b *bench) setup() error {
 			return fmt.Errorf("building %s: %v\n%s", name, err, msg)
 		}
 		b.bin[name] = out
+	}
+	if b.opts.base != "" {
+		if err := b.buildBase(); err != nil {
+			return err
+		}
 	}
 	ca, err := pki.NewCA("bench CA", pki.ECDSAP256, 0)
 	if err != nil {
@@ -96,6 +101,13 @@ func (b *bench) startFrontend(name string) (*proc, error) {
 		p, err = b.start(name, proxyCPU, nil, "nginx", "-p", w, "-c", filepath.Join(w, "nginx.conf"), "-e", filepath.Join(w, "nginx-error.log"))
 	case "terminator":
 		p, err = b.start(name, proxyCPU, []string{"GOMAXPROCS=1"}, b.bin["terminator"], "serve", "--config", filepath.Join(w, "terminator.yaml"))
+	case "terminator-base":
+		cfg := strings.NewReplacer("8443", "8444", "8453", "8454", "127.0.0.1:9110", "127.0.0.1:9111").Replace(b.terminatorConfig())
+		path := filepath.Join(w, "terminator-base.yaml")
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			return nil, err
+		}
+		p, err = b.start(name, proxyCPU, []string{"GOMAXPROCS=1"}, b.bin["terminator-base"], "serve", "--config", path)
 	default:
 		return nil, fmt.Errorf("unknown frontend %q", name)
 	}
@@ -205,3 +217,27 @@ pools:
   - name: be
     members: [{address: 127.0.0.1, protocol_port: 9001}]
 `
+
+// buildBase builds terminator from the -base git ref in a temporary
+// worktree, for A/B measurements in one run.
+func (b *bench) buildBase() error {
+	tree := filepath.Join(b.opts.work, "base-src")
+	_ = exec.Command("git", "-C", b.opts.repo, "worktree", "remove", "--force", tree).Run()
+	if out, err := exec.Command("git", "-C", b.opts.repo, "worktree", "add", "--detach", tree, b.opts.base).CombinedOutput(); err != nil {
+		return fmt.Errorf("checking out %s: %v\n%s", b.opts.base, err, out)
+	}
+	defer exec.Command("git", "-C", b.opts.repo, "worktree", "remove", "--force", tree).Run()
+	out := filepath.Join(b.opts.work, "terminator-base")
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/terminator")
+	cmd.Dir = tree
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building %s: %v\n%s", b.opts.base, err, msg)
+	}
+	b.bin["terminator-base"] = out
+	return nil
+}
+
+func (b *bench) terminatorConfig() string {
+	data, _ := os.ReadFile(filepath.Join(b.opts.work, "terminator.yaml"))
+	return string(data)
+}

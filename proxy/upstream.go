@@ -1,0 +1,116 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// upstreamKey identifies a transport: member connections are shared by
+// every route with the same connect and inactivity timeouts.
+type upstreamKey struct {
+	connect, idle time.Duration
+}
+
+// transports holds one http.Transport per upstreamKey, created on first
+// use and kept for the life of the Forwarder, so keep-alive connections to
+// members survive reloads.
+type transports struct {
+	mu       sync.Mutex // guards byKey
+	byKey    map[upstreamKey]*http.Transport
+	maxIdle  int
+	dialOpts net.Dialer
+}
+
+func (t *transports) get(k upstreamKey) *http.Transport {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if tr, ok := t.byKey[k]; ok {
+		return tr
+	}
+	dialer := t.dialOpts
+	dialer.Timeout = k.connect
+	tr := &http.Transport{
+		Proxy: nil, // never route member traffic through $HTTP_PROXY
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil || k.idle <= 0 {
+				return c, err
+			}
+			tc := &idleTimeoutConn{Conn: c, idle: k.idle}
+			tc.extend()
+			return tc, nil
+		},
+		MaxIdleConnsPerHost:    t.maxIdle,
+		IdleConnTimeout:        90 * time.Second,
+		DisableCompression:     true, // pass Accept-Encoding through untouched
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+	t.byKey[k] = tr
+	return tr
+}
+
+func (t *transports) closeIdle() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, tr := range t.byKey {
+		tr.CloseIdleConnections()
+	}
+}
+
+// idleTimeoutConn is haproxy's "timeout server" on a member connection:
+// any read or write pushes the read deadline idle into the future, so a
+// member silent for that long while a request (or an upgraded tunnel) is in
+// progress fails with a timeout. The deadline is re-armed at most every
+// idle/8, so the effective limit lies between 7/8 idle and idle, and the
+// common path costs no timer operation.
+type idleTimeoutConn struct {
+	net.Conn
+	idle time.Duration
+	last atomic.Int64 // unix nanos of the last re-arm
+}
+
+func (c *idleTimeoutConn) extend() {
+	now := time.Now()
+	if last := c.last.Load(); now.UnixNano()-last < int64(c.idle/8) {
+		return
+	}
+	c.last.Store(now.UnixNano())
+	_ = c.Conn.SetReadDeadline(now.Add(c.idle))
+}
+
+func (c *idleTimeoutConn) Read(p []byte) (int, error) {
+	c.extend()
+	return c.Conn.Read(p)
+}
+
+func (c *idleTimeoutConn) Write(p []byte) (int, error) {
+	c.extend()
+	return c.Conn.Write(p)
+}
+
+// roundTripper sends each request over the transport of its route.
+type roundTripper struct{}
+
+func (roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
+	return exchangeFrom(r.Context()).route.transport.RoundTrip(r)
+}
+
+// deadline re-arms a connection deadline at most every timeout/8.
+type deadline struct {
+	timeout time.Duration
+	last    time.Time
+}
+
+// due reports whether the deadline should be re-armed now, and records it.
+func (d *deadline) due(now time.Time) bool {
+	if d.timeout <= 0 || now.Sub(d.last) < d.timeout/8 {
+		return false
+	}
+	d.last = now
+	return true
+}
