@@ -154,3 +154,29 @@ func waitTLS(addr, sni string, timeout time.Duration) error {
 	}
 	return fmt.Errorf("%s did not accept TLS within %v: %v", addr, timeout, err)
 }
+
+// cpuTimes returns (steal, total) jiffies of one CPU from /proc/stat: steal
+// is time the hypervisor gave to other guests, the main source of noise
+// on a shared VM.
+func cpuTimes(cpu int) (steal, total int64) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	prefix := fmt.Sprintf("cpu%d ", cpu)
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		for i, f := range strings.Fields(line)[1:] {
+			v, _ := strconv.ParseInt(f, 10, 64)
+			if i < 8 { // user nice system idle iowait irq softirq steal
+				total += v
+			}
+			if i == 7 {
+				steal = v
+			}
+		}
+	}
+	return steal, total
+}

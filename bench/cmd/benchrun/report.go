@@ -20,6 +20,7 @@ type cell struct {
 	vsHaproxy, vsNginx []float64
 	vsBase             []float64 // terminator ÷ terminator-base (A/B runs)
 	mismatch, errs     int
+	steal              []float64
 	beNew              []float64
 }
 
@@ -62,6 +63,7 @@ func (b *bench) aggregate() (map[string]map[string]*cell, []string) {
 		c.cpu = append(c.cpu, r.cpuMsPer1k)
 		c.p99 = append(c.p99, r.p99)
 		c.beNew = append(c.beNew, float64(r.beNew))
+		c.steal = append(c.steal, r.stealPct)
 		if r.backendMismatch {
 			c.mismatch++
 		}
@@ -107,7 +109,8 @@ func (b *bench) report() error {
 	stamp := time.Now().UTC().Format("2006-01-02 15:04 UTC")
 	fmt.Fprintf(&md, "## Bench results, %s\n\nMachine: %s. %d rep(s) × %v windows; frontends pinned to core 1 with one thread each, load and backend on core 0.\n\n", stamp, machine(), b.opts.reps, b.opts.dur)
 	md.WriteString("CPU is the frontend's utime+stime per 1,000 requests (per 1,000 connections for hs-*), median [spread %]. Ratios are taken within each repetition: median [min..max].\n\n")
-	md.WriteString("| scenario | frontend | req/s | CPU-ms/1k [spr] | ratio vs haproxy | ratio vs nginx | p99 ms | new backend conns | checks |\n|---|---|---|---|---|---|---|---|---|\n")
+	md.WriteString("Steal is the share of the proxy core the hypervisor gave to other guests during the window (max over repetitions); above ~20% a slice is disturbed.\n\n")
+	md.WriteString("| scenario | frontend | req/s | CPU-ms/1k [spr] | ratio vs haproxy | ratio vs nginx | p99 ms | new backend conns | steal | checks |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, sc := range order {
 		for _, f := range b.opts.frontends {
 			c := cells[sc][f]
@@ -125,7 +128,7 @@ func (b *bench) report() error {
 			if median(c.p99) > 0 {
 				p99 = fmt.Sprintf("%.1f", median(c.p99))
 			}
-			fmt.Fprintf(&md, "| %s | %s | %.0f | %.1f [%.0f%%] | %s | %s | %s | %.0f | %s |\n", sc, f, median(c.rps), median(c.cpu), spread(c.cpu), ratio(c.vsHaproxy), ratio(c.vsNginx), p99, median(c.beNew), checks)
+			fmt.Fprintf(&md, "| %s | %s | %.0f | %.1f [%.0f%%] | %s | %s | %s | %.0f | %.0f%% | %s |\n", sc, f, median(c.rps), median(c.cpu), spread(c.cpu), ratio(c.vsHaproxy), ratio(c.vsNginx), p99, median(c.beNew), slices.Max(c.steal), checks)
 		}
 	}
 	if len(b.mem) > 0 {
@@ -208,12 +211,12 @@ func (b *bench) writeCSV() error {
 	}
 	defer f.Close()
 	w := csv.NewWriter(f)
-	_ = w.Write([]string{"rep", "scenario", "frontend", "ok", "rps", "cpu_ms_per_1k", "p99_ms", "backend_reqs", "backend_new_conns", "backend_mismatch", "load_error"})
+	_ = w.Write([]string{"rep", "scenario", "frontend", "ok", "rps", "cpu_ms_per_1k", "p99_ms", "backend_reqs", "backend_new_conns", "backend_mismatch", "steal_pct", "load_error"})
 	for _, r := range b.rows {
-		_ = w.Write([]string{fmt.Sprint(r.rep + 1), r.scenario, r.frontend, fmt.Sprint(r.ok), fmt.Sprintf("%.1f", r.rps), fmt.Sprintf("%.2f", r.cpuMsPer1k), fmt.Sprintf("%.3f", r.p99), fmt.Sprint(r.backendReqs), fmt.Sprint(r.beNew), fmt.Sprint(r.backendMismatch), r.loadErr})
+		_ = w.Write([]string{fmt.Sprint(r.rep + 1), r.scenario, r.frontend, fmt.Sprint(r.ok), fmt.Sprintf("%.1f", r.rps), fmt.Sprintf("%.2f", r.cpuMsPer1k), fmt.Sprintf("%.3f", r.p99), fmt.Sprint(r.backendReqs), fmt.Sprint(r.beNew), fmt.Sprint(r.backendMismatch), fmt.Sprintf("%.1f", r.stealPct), r.loadErr})
 	}
 	for _, m := range b.mem {
-		_ = w.Write([]string{fmt.Sprint(m.rep + 1), "mem", m.frontend, fmt.Sprint(m.open), "", fmt.Sprintf("%.2f", m.perConnKiB), "", fmt.Sprint(m.before), fmt.Sprint(m.after), "", ""})
+		_ = w.Write([]string{fmt.Sprint(m.rep + 1), "mem", m.frontend, fmt.Sprint(m.open), "", fmt.Sprintf("%.2f", m.perConnKiB), "", fmt.Sprint(m.before), fmt.Sprint(m.after), "", "", ""})
 	}
 	w.Flush()
 	return w.Error()

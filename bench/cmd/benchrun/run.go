@@ -41,7 +41,7 @@ func (b *bench) run() error {
 			for _, f := range order {
 				r := b.measure(rep, sc, f)
 				b.rows = append(b.rows, r)
-				b.logf("rep %d %-10s %-10s ok=%-7d rps=%-8.0f cpu-ms/1k=%-7.1f p99=%.1fms be_new=%d %s%s", rep+1, sc.id, f, r.ok, r.rps, r.cpuMsPer1k, r.p99, r.beNew,
+				b.logf("rep %d %-10s %-15s ok=%-7d rps=%-8.0f cpu-ms/1k=%-7.1f p99=%.1fms be_new=%d steal=%.0f%% %s%s", rep+1, sc.id, f, r.ok, r.rps, r.cpuMsPer1k, r.p99, r.beNew, r.stealPct,
 					map[bool]string{true: "!BACKEND_MISMATCH ", false: ""}[r.backendMismatch], r.loadErr)
 			}
 		}

@@ -85,11 +85,16 @@ func (b *bench) measure(rep int, sc scenario, front string) row {
 	r := row{rep: rep, scenario: sc.id, frontend: front}
 	reqs0, conns0 := backendStats()
 	cpu0 := p.cpu()
+	steal0, total0 := cpuTimes(proxyCPU)
 	argv := sc.cmd(b, ports[front][0], ports[front][1])
 	timeout := b.opts.dur + 30*time.Second
 	cmd := exec.Command("timeout", append([]string{fmt.Sprintf("%d", int(timeout.Seconds())), "taskset", "-c", fmt.Sprint(loadCPU)}, argv...)...)
 	out, err := cmd.CombinedOutput()
 	cpu1 := p.cpu()
+	steal1, total1 := cpuTimes(proxyCPU)
+	if total1 > total0 {
+		r.stealPct = float64(steal1-steal0) * 100 / float64(total1-total0)
+	}
 	time.Sleep(200 * time.Millisecond) // let the last backend exchanges finish
 	reqs1, conns1 := backendStats()
 	r.ok, r.rps, r.p99, r.loadErr = 0, 0, 0, ""
