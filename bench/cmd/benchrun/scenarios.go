@@ -75,6 +75,7 @@ type row struct {
 	ok                   int64
 	rps, p99, cpuMsPer1k float64
 	backendReqs, beNew   int64
+	stealPct             float64 // share of the proxy core stolen by the hypervisor
 	backendMismatch      bool
 	loadErr              string
 }
