@@ -31,6 +31,7 @@ type Config struct {
 	Log       Log        `yaml:"log,omitempty" json:"log,omitempty"`
 	TLS       TLSGlobal  `yaml:"tls,omitempty" json:"tls,omitempty"`
 	Control   *Control   `yaml:"control,omitempty" json:"control,omitempty"`
+	Vault     *Vault     `yaml:"vault,omitempty" json:"vault,omitempty"`
 	Listeners []Listener `yaml:"listeners" json:"listeners"`
 	Pools     []Pool     `yaml:"pools,omitempty" json:"pools,omitempty"`
 }
@@ -223,4 +224,32 @@ func (c *Config) FindPool(ref string) *Pool {
 		}
 	}
 	return nil
+}
+
+// Vault configures the vault: and vault-pki: certificate references. Unset
+// fields fall back to the standard VAULT_* environment variables
+// (VAULT_ADDR, VAULT_CACERT, VAULT_NAMESPACE, VAULT_TOKEN, …).
+type Vault struct {
+	Address   string    `yaml:"address,omitempty" json:"address,omitempty"`
+	Namespace string    `yaml:"namespace,omitempty" json:"namespace,omitempty"`
+	CACert    string    `yaml:"ca_cert,omitempty" json:"ca_cert,omitempty"` // PEM file to verify Vault
+	Auth      VaultAuth `yaml:"auth,omitempty" json:"auth,omitempty"`
+	// RefreshInterval (ms) is how often KV references are checked for a new
+	// version (with jitter); default 30000.
+	RefreshInterval int `yaml:"refresh_interval,omitempty" json:"refresh_interval,omitempty"`
+}
+
+// VaultAuth selects how terminator logs in to Vault: "token" (token_file
+// or VAULT_TOKEN), "approle" (role_id, secret_id_file) or "cert" (TLS
+// client certificate auth with client_cert and client_key; cert_role names
+// the role). mount overrides the auth method's mount path.
+type VaultAuth struct {
+	Method       string `yaml:"method,omitempty" json:"method,omitempty"`
+	TokenFile    string `yaml:"token_file,omitempty" json:"token_file,omitempty"`
+	RoleID       string `yaml:"role_id,omitempty" json:"role_id,omitempty"`
+	SecretIDFile string `yaml:"secret_id_file,omitempty" json:"secret_id_file,omitempty"`
+	ClientCert   string `yaml:"client_cert,omitempty" json:"client_cert,omitempty"`
+	ClientKey    string `yaml:"client_key,omitempty" json:"client_key,omitempty"`
+	CertRole     string `yaml:"cert_role,omitempty" json:"cert_role,omitempty"`
+	Mount        string `yaml:"mount,omitempty" json:"mount,omitempty"`
 }

@@ -44,6 +44,24 @@ func (c *Config) Validate() (warnings Problems, err error) {
 	if c.Control != nil {
 		validateControl(&v, c.Control)
 	}
+	if c.Vault != nil {
+		switch a := c.Vault.Auth; a.Method {
+		case "", "token":
+		case "approle":
+			if a.RoleID == "" || a.SecretIDFile == "" {
+				v.errorf("vault.auth", "approle needs role_id and secret_id_file")
+			}
+		case "cert":
+			if a.ClientCert == "" || a.ClientKey == "" {
+				v.errorf("vault.auth", "cert needs client_cert and client_key")
+			}
+		default:
+			v.errorf("vault.auth.method", "must be token, approle or cert, not %q", a.Method)
+		}
+		if c.Vault.RefreshInterval < 0 {
+			v.errorf("vault.refresh_interval", "must not be negative")
+		}
+	}
 	c.validatePools(&v)
 	binds := map[string]int{}
 	keys := map[string]int{}

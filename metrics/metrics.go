@@ -31,6 +31,9 @@ type Metrics struct {
 	Generation    prometheus.Gauge
 
 	ControlCertNotAfter *prometheus.GaugeVec // cn
+	SourceStale         *prometheus.GaugeVec // ref: 1 while a secret store cannot refresh it
+	SourceStaleSince    *prometheus.GaugeVec // ref
+	SourceNotAfter      *prometheus.GaugeVec // ref: expiry of what is served for it
 }
 
 // New creates the collectors and registers them, with the Go and process
@@ -92,7 +95,16 @@ func New() *Metrics {
 			Name: "terminator_control_certificate_not_after_seconds", Help: "Expiry (Unix time) of the control API's server certificate.",
 		}, []string{"cn"}),
 	}
-	r.MustRegister(m.ControlCertNotAfter,
+	m.SourceStale = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "terminator_certificate_source_stale", Help: "1 while a secret-store reference cannot be refreshed and its last good bundle is served.",
+	}, []string{"ref"})
+	m.SourceStaleSince = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "terminator_certificate_source_stale_since_seconds", Help: "Unix time since which a reference is stale (0 when current).",
+	}, []string{"ref"})
+	m.SourceNotAfter = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "terminator_certificate_source_not_after_seconds", Help: "Expiry of the bundle served for a secret-store reference.",
+	}, []string{"ref"})
+	r.MustRegister(m.ControlCertNotAfter, m.SourceStale, m.SourceStaleSince, m.SourceNotAfter,
 
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ConnectionsActive, m.ConnectionsTotal, m.Handshakes, m.HandshakeFailures, m.Requests, m.MemberRequests,

@@ -32,7 +32,7 @@ func cmdCheck(args []string) int {
 		reportProblems(*path, err)
 		return 1
 	}
-	mgrs, err := newManagers(cfg, newLogger("text", "error"))
+	mgrs, err := newManagers(context.Background(), cfg, newLogger("text", "error"), nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -61,7 +61,7 @@ func cmdInspect(args []string) int {
 		fmt.Fprintln(os.Stderr, "usage: terminator cert inspect REF")
 		return 2
 	}
-	mgrs, err := newManagers(nil, newLogger("text", "error"))
+	mgrs, err := newManagers(context.Background(), nil, newLogger("text", "error"), nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

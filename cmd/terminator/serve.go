@@ -68,11 +68,11 @@ type serveOptions struct {
 // serve runs terminator until ctx is done (SIGTERM), then drains for at
 // most o.drain.
 func serve(ctx context.Context, o serveOptions) error {
-	mgrs, err := newManagers(o.cfg, o.log)
+	mx := metrics.New()
+	mgrs, err := newManagers(ctx, o.cfg, o.log, mx)
 	if err != nil {
 		return err
 	}
-	mx := metrics.New()
 	plane := dataplane.New(dataplane.Options{Certs: mgrs.registry, Logger: o.log, Metrics: mx, DrainTimeout: o.drain})
 
 	var draining atomic.Bool

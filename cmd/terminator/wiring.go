@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/terminator-proxy/terminator/backends/file"
+	"github.com/terminator-proxy/terminator/backends/vault"
 	"github.com/terminator-proxy/terminator/certs"
 	"github.com/terminator-proxy/terminator/config"
+	"github.com/terminator-proxy/terminator/metrics"
 )
 
 // managers holds the certificate managers of one process and the
@@ -17,11 +19,12 @@ import (
 type managers struct {
 	registry *certs.Registry
 	file     *file.Manager
+	vault    *vault.Manager // nil without a vault section or VAULT_ADDR
 }
 
 // newManagers creates every certificate manager terminator has and
-// registers it by reference scheme.
-func newManagers(cfg *config.Config, log *slog.Logger) (*managers, error) {
+// registers it by reference scheme. mx may be nil.
+func newManagers(ctx context.Context, cfg *config.Config, log *slog.Logger, mx *metrics.Metrics) (*managers, error) {
 	rescan := 10 * time.Second
 	if cfg != nil && cfg.TLS.RescanInterval > 0 {
 		rescan = time.Duration(cfg.TLS.RescanInterval) * time.Millisecond
@@ -32,11 +35,70 @@ func newManagers(cfg *config.Config, log *slog.Logger) (*managers, error) {
 	}
 	reg := certs.NewRegistry()
 	reg.Register("file", fm)
-	return &managers{registry: reg, file: fm}, nil
+	m := &managers{registry: reg, file: fm}
+	var vc config.Vault
+	if cfg != nil && cfg.Vault != nil {
+		vc = *cfg.Vault
+	}
+	if cfg != nil && cfg.Vault != nil || os.Getenv("VAULT_ADDR") != "" {
+		opts, err := vaultOptions(vc, log, mx)
+		if err != nil {
+			return nil, err
+		}
+		if m.vault, err = vault.New(ctx, opts); err != nil {
+			return nil, err
+		}
+		reg.Register("vault", m.vault)
+		reg.Register("vault-pki", m.vault)
+	}
+	return m, nil
+}
+
+func vaultOptions(vc config.Vault, log *slog.Logger, mx *metrics.Metrics) (vault.Options, error) {
+	o := vault.Options{
+		Address: vc.Address, Namespace: vc.Namespace, CACert: vc.CACert, Logger: log.With("component", "vault"),
+		Refresh: time.Duration(vc.RefreshInterval) * time.Millisecond,
+		Auth: vault.Auth{Method: vc.Auth.Method, RoleID: vc.Auth.RoleID, ClientCert: vc.Auth.ClientCert,
+			ClientKey: vc.Auth.ClientKey, CertRole: vc.Auth.CertRole, Mount: vc.Auth.Mount},
+	}
+	var err error
+	if vc.Auth.TokenFile != "" {
+		if o.Auth.Token, err = vault.ReadSecretFile(vc.Auth.TokenFile); err != nil {
+			return o, fmt.Errorf("vault.auth.token_file: %w", err)
+		}
+	}
+	if vc.Auth.SecretIDFile != "" {
+		if o.Auth.SecretID, err = vault.ReadSecretFile(vc.Auth.SecretIDFile); err != nil {
+			return o, fmt.Errorf("vault.auth.secret_id_file: %w", err)
+		}
+	}
+	if mx != nil {
+		o.OnStatus = func(ref string, err error, since, notAfter time.Time) {
+			stale, sinceUnix := 0.0, 0.0
+			if err != nil {
+				stale, sinceUnix = 1, float64(since.Unix())
+			}
+			mx.SourceStale.WithLabelValues(ref).Set(stale)
+			mx.SourceStaleSince.WithLabelValues(ref).Set(sinceUnix)
+			if !notAfter.IsZero() {
+				mx.SourceNotAfter.WithLabelValues(ref).Set(float64(notAfter.Unix()))
+			}
+		}
+	}
+	return o, nil
 }
 
 // run runs the managers' watchers until ctx is done.
-func (m *managers) run(ctx context.Context) { m.file.Run(ctx) }
+func (m *managers) run(ctx context.Context) {
+	if m.vault == nil {
+		m.file.Run(ctx)
+		return
+	}
+	done := make(chan struct{})
+	go func() { m.vault.Run(ctx); close(done) }()
+	m.file.Run(ctx)
+	<-done
+}
 
 func newLogger(format, level string) *slog.Logger {
 	var lv slog.Level
