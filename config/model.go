@@ -61,7 +61,10 @@ type Control struct {
 // Go duration (default 12h, the seed's short-lived certificates); the
 // certificate is renewed at two thirds of its lifetime, with jitter.
 type ControlRenew struct {
-	CADir          string `yaml:"ca_dir" json:"ca_dir"`
+	// CADir is a "terminator ca" directory; or VaultRole ("pki/web") has
+	// Vault PKI sign instead (needs the vault section).
+	CADir          string `yaml:"ca_dir,omitempty" json:"ca_dir,omitempty"`
+	VaultRole      string `yaml:"vault_role,omitempty" json:"vault_role,omitempty"`
 	PassphraseFile string `yaml:"passphrase_file,omitempty" json:"passphrase_file,omitempty"`
 	CommonName     string `yaml:"common_name" json:"common_name"`
 	Validity       string `yaml:"validity,omitempty" json:"validity,omitempty"`

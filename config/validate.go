@@ -368,8 +368,8 @@ func validateControl(v *collector, c *Control) {
 		v.errorf("control.state_dir", "is required: where committed configuration is kept")
 	}
 	if r := c.Renew; r != nil {
-		if r.CADir == "" {
-			v.errorf("control.renew.ca_dir", "is required")
+		if (r.CADir == "") == (r.VaultRole == "") {
+			v.errorf("control.renew", "set ca_dir (a terminator ca directory) or vault_role (Vault PKI), not both")
 		}
 		if r.CommonName == "" {
 			v.errorf("control.renew.common_name", "is required")

@@ -112,7 +112,10 @@ func serve(t *testing.T, m *vault.Manager, refs ...string) (string, *dataplane.P
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { plane.Run(ctx, func() (*config.Config, error) { return cfg, nil }, nil, []certs.Watcher{m}); close(done) }()
+	go func() {
+		plane.Run(ctx, func() (*config.Config, error) { return cfg, nil }, nil, []certs.Watcher{m})
+		close(done)
+	}()
 	t.Cleanup(func() { cancel(); <-done; _ = plane.Shutdown(context.Background()) })
 	return plane.Addr("127.0.0.1:0").String(), plane
 }
@@ -281,3 +284,8 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 	}
 }
 
+func pemFixture(t *testing.T) (string, map[string]any) {
+	ca := tu.CA(t, "inspect CA")
+	data, _ := pemBundle(t, ca, "inspect.example")
+	return "vault test intermediate", data
+}

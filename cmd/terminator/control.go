@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/terminator-proxy/terminator/certs"
 	"github.com/terminator-proxy/terminator/config"
 	"github.com/terminator-proxy/terminator/dataplane"
 	"github.com/terminator-proxy/terminator/metrics"
@@ -72,7 +71,8 @@ func (s localSigner) SignCSR(_ context.Context, csr []byte, validity time.Durati
 
 // startControl starts the control API when the config has one. The
 // returned stop function shuts it down; it is a no-op without one.
-func startControl(ctx context.Context, cfg *config.Config, committed uint64, reg certs.Manager, plane *dataplane.Plane, mx *metrics.Metrics, log *slog.Logger) (*mtlsctl.Server, func(), error) {
+func startControl(ctx context.Context, cfg *config.Config, committed uint64, mgrs *managers, plane *dataplane.Plane, mx *metrics.Metrics, log *slog.Logger) (*mtlsctl.Server, func(), error) {
+
 	if cfg.Control == nil {
 		return nil, func() {}, nil
 	}
@@ -81,14 +81,23 @@ func startControl(ctx context.Context, cfg *config.Config, committed uint64, reg
 		return nil, nil, fmt.Errorf("control.state_dir: %w", err)
 	}
 	opts := mtlsctl.Options{
-		Control: c, Certs: reg, Plane: planeAdapter{plane}, Config: cfg, Version: committed,
+		Control: c, Certs: mgrs.registry, Plane: planeAdapter{plane}, Config: cfg, Version: committed,
 		Logger: log.With("component", "control"), Build: "terminator " + version,
 		OnCertificate: func(cn string, notAfter time.Time) {
 			mx.ControlCertNotAfter.Reset()
 			mx.ControlCertNotAfter.WithLabelValues(cn).Set(float64(notAfter.Unix()))
 		},
 	}
-	if r := c.Renew; r != nil {
+	if r := c.Renew; r != nil && r.VaultRole != "" {
+		if mgrs.vault == nil {
+			return nil, nil, fmt.Errorf("control.renew.vault_role needs a vault section")
+		}
+		signer, err := mgrs.vault.Signer(r.VaultRole)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts.Signer = signer
+	} else if r != nil {
 		var pass []byte
 		if r.PassphraseFile != "" {
 			p, err := os.ReadFile(r.PassphraseFile)

@@ -113,7 +113,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		printProblemsTo(o.log, err)
 		return fmt.Errorf("initial configuration could not be served")
 	}
-	ctl, stopControl, err := startControl(ctx, cfg, version, mgrs.registry, plane, mx, o.log)
+	ctl, stopControl, err := startControl(ctx, cfg, version, mgrs, plane, mx, o.log)
 	if err != nil {
 		return err
 	}
