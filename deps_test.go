@@ -12,14 +12,15 @@ import (
 func TestDependencyDirection(t *testing.T) {
 	const mod = "github.com/terminator-proxy/terminator/"
 	forbidden := map[string][]string{
-		"certs":          {"proxy", "dataplane", "backends/", "sni", "config"},
-		"backends/file":  {"proxy", "dataplane", "sni", "cmd/", "mtlsctl"},
-		"backends/vault": {"proxy", "dataplane", "sni", "cmd/", "mtlsctl"},
-		"mtlsctl":        {"proxy", "dataplane", "backends/", "cmd/"},
-		"sni":            {"proxy", "dataplane", "backends/", "config"},
-		"config":         {"proxy", "dataplane", "backends/", "sni", "certs"},
-		"proxy":          {"dataplane", "backends/", "config", "cmd/"},
-		"dataplane":      {"backends/", "cmd/"},
+		"certs":             {"proxy", "dataplane", "backends/", "sni", "config"},
+		"backends/file":     {"proxy", "dataplane", "sni", "cmd/", "mtlsctl"},
+		"backends/vault":    {"proxy", "dataplane", "sni", "cmd/", "mtlsctl"},
+		"backends/barbican": {"proxy", "dataplane", "sni", "cmd/", "mtlsctl"},
+		"mtlsctl":           {"proxy", "dataplane", "backends/", "cmd/"},
+		"sni":               {"proxy", "dataplane", "backends/", "config"},
+		"config":            {"proxy", "dataplane", "backends/", "sni", "certs"},
+		"proxy":             {"dataplane", "backends/", "config", "cmd/"},
+		"dataplane":         {"backends/", "cmd/"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "./"+pkg).Output()

@@ -32,6 +32,7 @@ type Config struct {
 	TLS       TLSGlobal  `yaml:"tls,omitempty" json:"tls,omitempty"`
 	Control   *Control   `yaml:"control,omitempty" json:"control,omitempty"`
 	Vault     *Vault     `yaml:"vault,omitempty" json:"vault,omitempty"`
+	Barbican  *Barbican  `yaml:"barbican,omitempty" json:"barbican,omitempty"`
 	Listeners []Listener `yaml:"listeners" json:"listeners"`
 	Pools     []Pool     `yaml:"pools,omitempty" json:"pools,omitempty"`
 }
@@ -255,4 +256,32 @@ type VaultAuth struct {
 	ClientKey    string `yaml:"client_key,omitempty" json:"client_key,omitempty"`
 	CertRole     string `yaml:"cert_role,omitempty" json:"cert_role,omitempty"`
 	Mount        string `yaml:"mount,omitempty" json:"mount,omitempty"`
+}
+
+// Barbican configures Barbican hrefs (https://…/v1/secrets/…, …/containers/…).
+// Authentication, in order: a clouds.yaml cloud; the Keystone fields here
+// (password, application credential or token); the standard OS_*
+// variables; else no-auth development mode with endpoint and project_id.
+type Barbican struct {
+	Cloud     string `yaml:"cloud,omitempty" json:"cloud,omitempty"`
+	Endpoint  string `yaml:"endpoint,omitempty" json:"endpoint,omitempty"` // overrides the catalog
+	Region    string `yaml:"region,omitempty" json:"region,omitempty"`
+	Interface string `yaml:"interface,omitempty" json:"interface,omitempty"` // public, internal, admin
+
+	AuthURL                         string `yaml:"auth_url,omitempty" json:"auth_url,omitempty"`
+	Username                        string `yaml:"username,omitempty" json:"username,omitempty"`
+	PasswordFile                    string `yaml:"password_file,omitempty" json:"password_file,omitempty"`
+	UserDomainName                  string `yaml:"user_domain_name,omitempty" json:"user_domain_name,omitempty"`
+	ProjectName                     string `yaml:"project_name,omitempty" json:"project_name,omitempty"`
+	ProjectDomainName               string `yaml:"project_domain_name,omitempty" json:"project_domain_name,omitempty"`
+	ApplicationCredentialID         string `yaml:"application_credential_id,omitempty" json:"application_credential_id,omitempty"`
+	ApplicationCredentialSecretFile string `yaml:"application_credential_secret_file,omitempty" json:"application_credential_secret_file,omitempty"`
+	TokenFile                       string `yaml:"token_file,omitempty" json:"token_file,omitempty"`
+
+	// No-auth development mode (Barbican's unauthenticated-context).
+	ProjectID string `yaml:"project_id,omitempty" json:"project_id,omitempty"`
+	UserID    string `yaml:"user_id,omitempty" json:"user_id,omitempty"`
+
+	// RecheckInterval (ms) between re-checks of refs in use; default 300000.
+	RecheckInterval int `yaml:"recheck_interval,omitempty" json:"recheck_interval,omitempty"`
 }

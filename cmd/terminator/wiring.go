@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
+	"github.com/terminator-proxy/terminator/backends/barbican"
 	"github.com/terminator-proxy/terminator/backends/file"
 	"github.com/terminator-proxy/terminator/backends/vault"
 	"github.com/terminator-proxy/terminator/certs"
@@ -19,7 +21,8 @@ import (
 type managers struct {
 	registry *certs.Registry
 	file     *file.Manager
-	vault    *vault.Manager // nil without a vault section or VAULT_ADDR
+	vault    *vault.Manager    // nil without a vault section or VAULT_ADDR
+	barbican *barbican.Manager // nil without a barbican section or OS_* variables
 }
 
 // newManagers creates every certificate manager terminator has and
@@ -50,6 +53,17 @@ func newManagers(ctx context.Context, cfg *config.Config, log *slog.Logger, mx *
 		}
 		reg.Register("vault", m.vault)
 		reg.Register("vault-pki", m.vault)
+	}
+	if wantBarbican(cfg) {
+		var bc config.Barbican
+		if cfg != nil && cfg.Barbican != nil {
+			bc = *cfg.Barbican
+		}
+		if m.barbican, err = newBarbican(ctx, bc, log, mx); err != nil {
+			return nil, err
+		}
+		reg.Register("https", m.barbican)
+		reg.Register("http", m.barbican)
 	}
 	return m, nil
 }
@@ -90,14 +104,17 @@ func vaultOptions(vc config.Vault, log *slog.Logger, mx *metrics.Metrics) (vault
 
 // run runs the managers' watchers until ctx is done.
 func (m *managers) run(ctx context.Context) {
-	if m.vault == nil {
-		m.file.Run(ctx)
-		return
+	var wg sync.WaitGroup
+	if m.vault != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); m.vault.Run(ctx) }()
 	}
-	done := make(chan struct{})
-	go func() { m.vault.Run(ctx); close(done) }()
+	if m.barbican != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); m.barbican.Run(ctx) }()
+	}
 	m.file.Run(ctx)
-	<-done
+	wg.Wait()
 }
 
 func newLogger(format, level string) *slog.Logger {
