@@ -280,8 +280,22 @@ func TestRotationByRefChangeUnderLoad(t *testing.T) {
 }
 
 func TestBarbicanDownKeepsServing(t *testing.T) {
-	f := fixtures(t)[0] // noauth: restartable quickly
-	env := envs["noauth"]
+	for _, f := range fixtures(t) {
+		t.Run(f.mode, func(t *testing.T) { barbicanDown(t, f) })
+	}
+}
+
+func portOf(u string) string {
+	u = strings.TrimSuffix(strings.TrimSuffix(u, "/"), "/v3")
+	return u[strings.LastIndex(u, ":")+1:]
+}
+
+func barbicanDown(t *testing.T, f fixture) {
+	env := envs[f.mode]
+	upArgs := []string{"up", env["STATE"], f.mode, portOf(env["BARBICAN_ENDPOINT"])}
+	if f.mode == "keystone" {
+		upArgs = append(upArgs, portOf(env["OS_AUTH_URL"]))
+	}
 	m := f.manager(t, nil)
 	ca := tu.CA(t, "down CA")
 	data, cert := p12For(t, ca, "down.example", "")
@@ -289,14 +303,13 @@ func TestBarbicanDownKeepsServing(t *testing.T) {
 	next, nextCert := p12For(t, ca, "down.example", "")
 	nextRef := f.storeP12(t, next)
 	addr, apply := plane(t, m, ref)
-	port := strings.TrimSuffix(env["BARBICAN_ENDPOINT"][strings.LastIndex(env["BARBICAN_ENDPOINT"], ":")+1:], "/")
 	if out, err := exec.Command("../../scripts/barbican-dev", "down", env["STATE"]).CombinedOutput(); err != nil {
 		t.Fatalf("stopping Barbican: %v %s", err, out)
 	}
 	restarted := false
 	defer func() {
 		if !restarted {
-			exec.Command("../../scripts/barbican-dev", "up", env["STATE"], "noauth", port).Run()
+			exec.Command("../../scripts/barbican-dev", upArgs...).Run()
 		}
 	}()
 	if cs := served(t, addr, "down.example", tu.Pool(ca)); !cs.PeerCertificates[0].Equal(cert) {
@@ -311,7 +324,7 @@ func TestBarbicanDownKeepsServing(t *testing.T) {
 	if cs := served(t, addr, "down.example", tu.Pool(ca)); !cs.PeerCertificates[0].Equal(cert) {
 		t.Fatal("a failed reload replaced the served certificate")
 	}
-	if out, err := exec.Command("../../scripts/barbican-dev", "up", env["STATE"], "noauth", port).CombinedOutput(); err != nil {
+	if out, err := exec.Command("../../scripts/barbican-dev", upArgs...).CombinedOutput(); err != nil {
 		t.Fatalf("restarting Barbican: %v %s", err, out)
 	}
 	restarted = true
@@ -372,7 +385,12 @@ func TestACLDenialAndDeletion(t *testing.T) {
 }
 
 func TestWrongInputs(t *testing.T) {
-	f := fixtures(t)[0]
+	for _, f := range fixtures(t) {
+		t.Run(f.mode, func(t *testing.T) { wrongInputs(t, f) })
+	}
+}
+
+func wrongInputs(t *testing.T, f fixture) {
 	m := f.manager(t, nil)
 	ca := tu.CA(t, "bad CA")
 	withPassword, _ := p12For(t, ca, "pw.example", "pw")
@@ -387,7 +405,7 @@ func TestWrongInputs(t *testing.T) {
 		{"container without key", f.container(t, containers.CertificateContainer, map[string]string{"certificate": string(pki.CertPEM(c))}), certs.ErrNoKey, "no secret named private_key"},
 		{"PKCS#12 with a password", f.storeP12(t, withPassword), certs.ErrNeedsPassphrase, "passphrase protected PKCS12 certificates are not supported"},
 		{"garbage payload", f.storeP12(t, []byte("garbage, not PKCS#12")), certs.ErrUnreadable, "PKCS#12"},
-		{"missing secret", envs["noauth"]["BARBICAN_ENDPOINT"] + "v1/secrets/00000000-0000-0000-0000-000000000000", certs.ErrNotFound, "does not exist"},
+		{"missing secret", envs[f.mode]["BARBICAN_ENDPOINT"] + "v1/secrets/00000000-0000-0000-0000-000000000000", certs.ErrNotFound, "does not exist"},
 		{"not a Barbican href", "https://barbican.example/v2/things/x", nil, "not a Barbican href"},
 	}
 	for _, tc := range cases {
