@@ -194,8 +194,11 @@ func parseLoadgen(out string) (int64, float64, float64, error) {
 	rps, _ := strconv.ParseFloat(v["rps"], 64)
 	p99, _ := strconv.ParseFloat(v["p99_ms"], 64)
 	var err error
-	if v["fail"] != "0" {
+	switch {
+	case v["fail"] != "0":
 		err = fmt.Errorf("loadgen: %s failed (%s)", v["fail"], v["err"])
+	case v["behind"] != "" && v["behind"] != "0":
+		err = fmt.Errorf("loadgen fell behind the offered rate %s times (client-side saturation, not a proxy failure)", v["behind"])
 	}
 	return ok, rps, p99, err
 }
