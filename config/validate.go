@@ -262,9 +262,9 @@ func (c *Config) validatePools(v *collector) {
 			v.errorf(p("protocol"), "unknown pool protocol %q", pl.Protocol)
 		}
 		switch pl.LBAlgorithm {
-		case AlgorithmRoundRobin:
-		case "LEAST_CONNECTIONS", "SOURCE_IP", "SOURCE_IP_PORT":
-			v.errorf(p("lb_algorithm"), "%s is not supported yet; use ROUND_ROBIN", pl.LBAlgorithm)
+		case AlgorithmRoundRobin, "LEAST_CONNECTIONS", "SOURCE_IP":
+		case "SOURCE_IP_PORT":
+			v.errorf(p("lb_algorithm"), "SOURCE_IP_PORT is not supported (Octavia's amphora driver rejects it too); use SOURCE_IP")
 		default:
 			v.errorf(p("lb_algorithm"), "unknown algorithm %q", pl.LBAlgorithm)
 		}

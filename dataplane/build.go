@@ -41,12 +41,17 @@ const fetchParallelism = 16
 // snapshot, or every problem found (as config.Problems, each with its
 // path). cfg must have passed Validate. now decides certificate validity.
 func Build(ctx context.Context, cfg *config.Config, mgr certs.Manager, mx *metrics.Metrics, now time.Time) (*Snapshot, error) {
+	return build(ctx, cfg, mgr, nil, mx, now)
+}
+
+// build is Build with member states that survive reloads (nil: fresh).
+func build(ctx context.Context, cfg *config.Config, mgr certs.Manager, states *proxy.States, mx *metrics.Metrics, now time.Time) (*Snapshot, error) {
 	b := &builder{mgr: mgr, bundles: map[string]fetched{}, secrets: map[string]fetched{}}
 	b.fetchAll(ctx, cfg)
 	snap := &Snapshot{Config: cfg}
 	pools := map[string]*proxy.Pool{}
 	for i := range cfg.Pools {
-		pools[cfg.Pools[i].Key()] = buildPool(&cfg.Pools[i], mx)
+		pools[cfg.Pools[i].Key()] = buildPool(&cfg.Pools[i], states, mx)
 	}
 	for i := range cfg.Listeners {
 		l := &cfg.Listeners[i]
@@ -240,7 +245,7 @@ func (b *builder) bundle(path, ref string, now time.Time) *certs.Bundle {
 	return f.bundle
 }
 
-func buildPool(p *config.Pool, mx *metrics.Metrics) *proxy.Pool {
+func buildPool(p *config.Pool, states *proxy.States, mx *metrics.Metrics) *proxy.Pool {
 	specs := make([]proxy.MemberSpec, len(p.Members))
 	for i, m := range p.Members {
 		specs[i] = proxy.MemberSpec{
@@ -248,7 +253,7 @@ func buildPool(p *config.Pool, mx *metrics.Metrics) *proxy.Pool {
 			Weight: *m.Weight, Backup: m.Backup, Enabled: m.Enabled(),
 		}
 	}
-	return proxy.NewPool(p.Key(), specs, mx)
+	return proxy.NewPool(proxy.PoolSpec{Name: p.Key(), Algorithm: p.LBAlgorithm, Members: specs}, states, mx)
 }
 
 func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }

@@ -34,6 +34,7 @@ type Options struct {
 type Plane struct {
 	opts      Options
 	forwarder *proxy.Forwarder
+	states    *proxy.States // member state that outlives snapshots
 	current   atomic.Pointer[Snapshot]
 
 	mu        sync.Mutex // serialises Apply and Shutdown; guards the fields below
@@ -64,6 +65,7 @@ func New(o Options) *Plane {
 	return &Plane{
 		opts:      o,
 		forwarder: proxy.NewForwarder(proxy.ForwarderOptions{Logger: o.Logger}),
+		states:    proxy.NewStates(),
 		listeners: map[string]*proxy.Listener{},
 	}
 }
@@ -104,7 +106,7 @@ func (p *Plane) apply(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	snap, err := Build(ctx, cfg, p.opts.Certs, p.opts.Metrics, p.opts.Now())
+	snap, err := build(ctx, cfg, p.opts.Certs, p.states, p.opts.Metrics, p.opts.Now())
 	if err != nil {
 		return err
 	}
@@ -164,6 +166,7 @@ func (p *Plane) apply(ctx context.Context, cfg *config.Config) error {
 	}
 	p.tickets = tickets
 	p.current.Store(snap)
+	p.states.Retain(memberAddrs(cfg))
 	p.publish(snap)
 	return nil
 }
@@ -221,4 +224,15 @@ func (p *Plane) Shutdown(ctx context.Context) error {
 		all = append(all, e)
 	}
 	return errors.Join(all...)
+}
+
+// memberAddrs lists every pool's member addresses, for States.Retain.
+func memberAddrs(cfg *config.Config) map[string][]string {
+	out := map[string][]string{}
+	for _, pl := range cfg.Pools {
+		for _, m := range pl.Members {
+			out[pl.Key()] = append(out[pl.Key()], net.JoinHostPort(m.Address, fmt.Sprint(m.ProtocolPort)))
+		}
+	}
+	return out
 }

@@ -82,6 +82,8 @@ func exchangeFrom(ctx context.Context) *exchange {
 // complete, with the request body it read (nil when there was none).
 func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, st *routeState, m *Member, ci *connInfo) *clientBody {
 	x := &exchange{route: st, member: m, ci: ci}
+	m.state.active.Add(1)
+	defer m.state.active.Add(-1)
 	out := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
 	var body *clientBody
 	if r.Body != nil && r.Body != http.NoBody {

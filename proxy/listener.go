@@ -300,7 +300,7 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w, rc: http.NewResponseController(w), dl: deadline{timeout: st.ClientTimeout}}
 	var member *Member
 	if st.Pool != nil {
-		member = st.Pool.Next()
+		member = st.Pool.Next(ci.clientIP)
 	}
 	var body *clientBody
 	switch {

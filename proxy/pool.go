@@ -15,6 +15,9 @@ type Member struct {
 	Name string // for logs and metrics; the address when the config has none
 	Addr string // host:port
 
+	state *MemberState // survives reloads
+	hash  uint64       // of Addr, for SOURCE_IP
+
 	requests [6]prometheus.Counter // by status class: 0 (no response), 1xx … 5xx
 	errors   func(reason string) prometheus.Counter
 }
@@ -29,28 +32,41 @@ type MemberSpec struct {
 	Enabled bool
 }
 
-// Pool selects members by smooth weighted round robin. Its schedule is
-// computed once, so selection is one atomic add and no allocation.
+// PoolSpec describes a pool for NewPool.
+type PoolSpec struct {
+	Name      string
+	Algorithm string // ROUND_ROBIN (default), LEAST_CONNECTIONS or SOURCE_IP
+	Members   []MemberSpec
+}
+
+// Pool selects members by its algorithm. Selection allocates nothing:
+// ROUND_ROBIN walks a smooth weighted schedule computed once (one atomic
+// add); LEAST_CONNECTIONS and SOURCE_IP scan the members that take traffic.
 type Pool struct {
-	Name     string
-	members  []*Member
-	schedule []int32 // indices into members, in smooth-WRR order
-	backups  []int32 // members used only when there is no primary
-	next     atomic.Uint64
+	Name      string
+	algorithm string
+	members   []*Member
+	schedule  []int32    // ROUND_ROBIN: indices into members, in smooth-WRR order
+	backups   []int32    // ROUND_ROBIN: the same for backup members
+	primary   []weighted // members taking traffic
+	backup    []weighted // used only when no primary takes traffic
+	next      atomic.Uint64
 }
 
 // NewPool builds a pool. Members with weight 0 or admin_state_up false take
-// no traffic; backup members serve only when no primary can. mx may be nil.
-func NewPool(name string, specs []MemberSpec, mx *metrics.Metrics) *Pool {
-	p := &Pool{Name: name}
+// no traffic; backup members serve only when no primary can. Member states
+// come from states (nil: fresh ones); mx may be nil.
+func NewPool(spec PoolSpec, states *States, mx *metrics.Metrics) *Pool {
+	name := spec.Name
+	p := &Pool{Name: name, algorithm: spec.Algorithm}
 	var primary, backup []weighted
-	for _, s := range specs {
+	for _, s := range spec.Members {
 		addr := net.JoinHostPort(s.Address, strconv.Itoa(s.Port))
 		label := s.Name
 		if label == "" {
 			label = addr
 		}
-		m := &Member{Name: label, Addr: addr}
+		m := &Member{Name: label, Addr: addr, state: states.get(name, addr), hash: mix64(fnv64(addr))}
 		bindMember(mx, name, m)
 		p.members = append(p.members, m)
 		if !s.Enabled || s.Weight <= 0 {
@@ -63,14 +79,31 @@ func NewPool(name string, specs []MemberSpec, mx *metrics.Metrics) *Pool {
 			primary = append(primary, w)
 		}
 	}
-	p.schedule = smoothSchedule(primary)
-	p.backups = smoothSchedule(backup)
+	p.primary, p.backup = primary, backup
+	if p.algorithm == "" || p.algorithm == RoundRobin {
+		p.schedule = smoothSchedule(primary)
+		p.backups = smoothSchedule(backup)
+	}
 	return p
 }
 
-// Next returns the member for the next request, or nil when none can take
-// traffic.
-func (p *Pool) Next() *Member {
+// Next returns the member for a request from client (its IP address), or
+// nil when none can take traffic.
+func (p *Pool) Next(client string) *Member {
+	switch p.algorithm {
+	case LeastConnections, SourceIP:
+		ms := p.primary
+		if len(ms) == 0 {
+			ms = p.backup
+		}
+		if len(ms) == 0 {
+			return nil
+		}
+		if p.algorithm == SourceIP {
+			return p.sourceIP(ms, client)
+		}
+		return p.leastConnections(ms)
+	}
 	sched := p.schedule
 	if len(sched) == 0 {
 		sched = p.backups

@@ -1,0 +1,122 @@
+package proxy
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+)
+
+// Load-balancing algorithms, by Octavia's names.
+const (
+	RoundRobin       = "ROUND_ROBIN"
+	LeastConnections = "LEAST_CONNECTIONS"
+	SourceIP         = "SOURCE_IP"
+)
+
+// MemberState is what outlives a configuration generation for one member
+// of one pool: its requests in progress. Reloads look it up by pool and
+// address, so a reload never resets it.
+type MemberState struct {
+	active atomic.Int64
+}
+
+// Active returns the member's requests in progress.
+func (s *MemberState) Active() int64 { return s.active.Load() }
+
+// States holds the MemberStates of every pool; it is safe for concurrent
+// use and lives as long as the process.
+type States struct {
+	mu sync.Mutex // guards m
+	m  map[string]*MemberState
+}
+
+// NewStates returns an empty set.
+func NewStates() *States { return &States{m: map[string]*MemberState{}} }
+
+func (s *States) get(pool, addr string) *MemberState {
+	if s == nil {
+		return &MemberState{}
+	}
+	key := pool + "\x00" + addr
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.m[key]
+	if !ok {
+		st = &MemberState{}
+		s.m[key] = st
+	}
+	return st
+}
+
+// Retain drops the states of members not in keep (pool -> addresses);
+// call it after each reload.
+func (s *States) Retain(keep map[string][]string) {
+	live := map[string]bool{}
+	for pool, addrs := range keep {
+		for _, a := range addrs {
+			live[pool+"\x00"+a] = true
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.m {
+		if !live[k] {
+			delete(s.m, k)
+		}
+	}
+}
+
+// leastConnections picks, among members, the one with the fewest requests
+// in progress relative to its weight ((active+1)/weight), starting the scan
+// at a rotating offset so ties are spread.
+func (p *Pool) leastConnections(ms []weighted) *Member {
+	start := int(p.next.Add(1) % uint64(len(ms)))
+	best, bestScore := -1, math.MaxFloat64
+	for i := range ms {
+		w := ms[(start+i)%len(ms)]
+		score := float64(p.members[w.idx].state.active.Load()+1) / float64(w.weight)
+		if score < bestScore {
+			best, bestScore = int(w.idx), score
+		}
+	}
+	return p.members[best]
+}
+
+// sourceIP picks by weighted rendezvous hashing of the client address: a
+// client keeps its member while the member set is unchanged, and when a
+// member is added or removed only the clients of that member move. The
+// hash is deterministic, so every instance and every restart agree.
+func (p *Pool) sourceIP(ms []weighted, client string) *Member {
+	h := fnv64(client)
+	best, bestScore := -1, math.Inf(-1)
+	for _, w := range ms {
+		m := p.members[w.idx]
+		x := mix64(h ^ m.hash)
+		// Weighted HRW: -w / ln(u), u uniform in (0,1).
+		u := (float64(x>>11) + 0.5) / (1 << 53)
+		score := -float64(w.weight) / math.Log(u)
+		if score > bestScore {
+			best, bestScore = int(w.idx), score
+		}
+	}
+	return p.members[best]
+}
+
+func fnv64(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// mix64 is splitmix64's finalizer.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
