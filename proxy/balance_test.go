@@ -44,6 +44,7 @@ func TestSourceIPStableAndMinimalMovement(t *testing.T) {
 		}
 	}
 	frac := float64(moved) / float64(len(ips))
+	t.Logf("%d of %d clients (%.1f%%) moved when a 4th member joined", moved, len(ips), 100*frac)
 	if frac < 0.22 || frac > 0.28 {
 		t.Fatalf("%.1f%% of clients moved when a 4th member joined, want about 25%%", 100*frac)
 	}
