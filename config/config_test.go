@@ -115,6 +115,8 @@ func TestProblemsNamePaths(t *testing.T) {
 			[]string{"listeners[0].protocol: UDP listeners are not supported"}},
 		{"timeout range", "listeners: [{name: a, protocol: HTTP, bind: ':80', timeout_client_data: -5}]",
 			[]string{"listeners[0].timeout_client_data: must be between 0 and 2073600000 ms"}},
+		{"bad CIDR", "listeners: [{name: a, protocol: HTTP, bind: ':80', allowed_cidrs: [10.0.0.0/8, 10.0.0.300/32]}]",
+			[]string{`listeners[0].allowed_cidrs[1]: not a CIDR: "10.0.0.300/32"`}},
 		{"hsts on HTTP", "listeners: [{name: a, protocol: HTTP, bind: ':80', hsts_max_age: 100}]",
 			[]string{"listeners[0].hsts_max_age: is only allowed on TERMINATED_HTTPS"}},
 		{"two documents", "listeners: []\n---\nlisteners: []\n", []string{"more than one YAML document"}},

@@ -128,9 +128,12 @@ type Listener struct {
 	TimeoutMemberConnect *int              `yaml:"timeout_member_connect,omitempty" json:"timeout_member_connect,omitempty"`
 	TimeoutMemberData    *int              `yaml:"timeout_member_data,omitempty" json:"timeout_member_data,omitempty"`
 	ConnectionLimit      *int              `yaml:"connection_limit,omitempty" json:"connection_limit,omitempty"`
-	HSTSMaxAge           *int              `yaml:"hsts_max_age,omitempty" json:"hsts_max_age,omitempty"`
-	HSTSIncludeSubdomain bool              `yaml:"hsts_include_subdomains,omitempty" json:"hsts_include_subdomains,omitempty"`
-	HSTSPreload          bool              `yaml:"hsts_preload,omitempty" json:"hsts_preload,omitempty"`
+	// AllowedCIDRs, if set, refuses connections from other source
+	// addresses at accept (Octavia enforces it with security groups).
+	AllowedCIDRs         []string `yaml:"allowed_cidrs,omitempty" json:"allowed_cidrs,omitempty"`
+	HSTSMaxAge           *int     `yaml:"hsts_max_age,omitempty" json:"hsts_max_age,omitempty"`
+	HSTSIncludeSubdomain bool     `yaml:"hsts_include_subdomains,omitempty" json:"hsts_include_subdomains,omitempty"`
+	HSTSPreload          bool     `yaml:"hsts_preload,omitempty" json:"hsts_preload,omitempty"`
 
 	// DefaultPool names the pool by name or id; DefaultPoolID is Octavia's
 	// id-only spelling. At most one may be set.

@@ -146,6 +146,11 @@ func (c *Config) validateListener(v *collector, i int, l *Listener) {
 			v.errorf(p(t.field), "must be between 0 and %d ms, not %d", maxTimeout, *t.ms)
 		}
 	}
+	for j, c := range l.AllowedCIDRs {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			v.errorf(at(p("allowed_cidrs"), j, ""), "not a CIDR: %q", c)
+		}
+	}
 	if l.ConnectionLimit != nil && *l.ConnectionLimit < -1 {
 		v.errorf(p("connection_limit"), "must be -1 (default) or more, not %d", *l.ConnectionLimit)
 	}

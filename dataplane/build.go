@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -152,6 +153,9 @@ func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools 
 		MemberTimeout:   ms(*l.TimeoutMemberData),
 		ConnectionLimit: l.EffectiveConnectionLimit(),
 		AccessLog:       *cfg.Log.AccessLog,
+	}
+	for _, c := range l.AllowedCIDRs {
+		route.Allowed = append(route.Allowed, netip.MustParsePrefix(c).Masked()) // validated
 	}
 	if ref := l.PoolRef(); ref != "" {
 		route.Pool = pools[cfg.FindPool(ref).Key()]

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
 	tu "github.com/terminator-proxy/terminator/internal/testutil"
 )
 
@@ -294,5 +296,30 @@ func TestHeaderSizeLimit(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("100 KiB of headers: status %d, want 431", resp.StatusCode)
+	}
+}
+
+func TestAllowedCIDRs(t *testing.T) {
+	h := newHarness(t)
+	h.cert("site.pem", "site.example")
+	backend := tu.EchoBackend(t)
+	h.mustApply(oneListener("    allowed_cidrs: [127.0.0.2/32, \"::1/128\"]", member(t, backend.URL)))
+	addr := h.addr("127.0.0.1:0")
+	dial := func(from string) error {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 3 * time.Second}
+		c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{RootCAs: tu.Pool(h.ca), ServerName: "site.example"})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := dial("127.0.0.1"); err == nil {
+		t.Fatal("a source outside allowed_cidrs was served")
+	}
+	if err := dial("127.0.0.2"); err != nil {
+		t.Fatalf("an allowed source was refused: %v", err)
+	}
+	if v := promtest.ToFloat64(h.mx.HandshakeFailures.WithLabelValues("web", "source_not_allowed")); v != 1 {
+		t.Fatalf("refusals counted %v, want 1", v)
 	}
 }

@@ -20,6 +20,8 @@ func handshakeFailureReason(err error) string {
 	var recordHdr tls.RecordHeaderError
 	var netErr net.Error
 	switch {
+	case errors.Is(err, errNotAllowed):
+		return "source_not_allowed"
 	case errors.Is(err, sni.ErrUnknownServerName):
 		return "unknown_server_name"
 	case errors.Is(err, sni.ErrClientCertificate),

@@ -229,6 +229,11 @@ func (l *Listener) acceptLoop() {
 		delay = 0
 		lc := &limitedConn{Conn: c, l: l.limit}
 		st := l.route.Load()
+		if !st.allows(c.RemoteAddr()) {
+			l.recordHandshakeFailure(st, errNotAllowed)
+			_ = lc.Close()
+			continue
+		}
 		st.counters.connsTotal.Inc()
 		if st.TLS == nil {
 			l.deliver(lc)

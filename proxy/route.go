@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"crypto/tls"
+	"errors"
+	"net"
 	"net/http"
+	"net/netip"
 	"time"
 )
 
@@ -29,6 +32,9 @@ type Route struct {
 	MemberTimeout time.Duration
 	// ConnectionLimit caps concurrent client connections; 0 is no limit.
 	ConnectionLimit int
+	// Allowed, if not empty, lists the source prefixes accepted; other
+	// connections are closed at accept.
+	Allowed []netip.Prefix
 	// AccessLog writes one log line per request.
 	AccessLog bool
 }
@@ -47,4 +53,25 @@ type routeState struct {
 	*Route
 	counters  *counters
 	transport *http.Transport
+}
+
+// errNotAllowed marks connections refused by Allowed.
+var errNotAllowed = errors.New("proxy: source address not in allowed_cidrs")
+
+// allows reports whether a connection from addr may be served.
+func (r *Route) allows(addr net.Addr) bool {
+	if len(r.Allowed) == 0 {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range r.Allowed {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
