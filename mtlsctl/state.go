@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/terminator-proxy/terminator/config"
+	"github.com/terminator-proxy/terminator/internal/atomicfile"
 )
 
 // DataPlane is the part of a configuration the control API owns: listeners,
@@ -71,30 +72,7 @@ func saveState(dir string, version uint64, dp *DataPlane) error {
 }
 
 // writeAtomic writes a file by rename, so readers and restarts never see a
-// partial one, and syncs it.
+// partial one.
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, data, mode)
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/terminator-proxy/terminator/internal/atomicfile"
 	"github.com/terminator-proxy/terminator/pki"
 )
 
@@ -263,23 +264,7 @@ func writeKeyPair(prefix string, cert *x509.Certificate, signer crypto.Signer, p
 
 // writeFile writes atomically with the given mode.
 func writeFile(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, data, mode)
 }
 
 type multiFlag []string
