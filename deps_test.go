@@ -19,6 +19,7 @@ func TestDependencyDirection(t *testing.T) {
 		"mtlsctl":           {"proxy", "dataplane", "backends/", "cmd/"},
 		"sni":               {"proxy", "dataplane", "backends/", "config"},
 		"config":            {"proxy", "dataplane", "backends/", "sni", "certs"},
+		"health":            {"proxy", "dataplane", "backends/", "config", "cmd/"},
 		"proxy":             {"dataplane", "backends/", "config", "cmd/"},
 		"dataplane":         {"backends/", "cmd/"},
 	}

@@ -106,6 +106,22 @@ func (c *Config) ApplyDefaults() {
 		for j := range p.Members {
 			setDefault(&p.Members[j].Weight, 1)
 		}
+		if hm := p.HealthMonitor; hm != nil {
+			if hm.MaxRetriesDown == 0 {
+				hm.MaxRetriesDown = 3
+			}
+			if hm.Type == "HTTP" || hm.Type == "HTTPS" {
+				if hm.HTTPMethod == "" {
+					hm.HTTPMethod = "GET"
+				}
+				if hm.URLPath == "" {
+					hm.URLPath = "/"
+				}
+				if hm.ExpectedCodes == "" {
+					hm.ExpectedCodes = "200"
+				}
+			}
+		}
 	}
 }
 

@@ -150,6 +150,25 @@ type Pool struct {
 	Protocol     string   `yaml:"protocol,omitempty" json:"protocol,omitempty"`
 	LBAlgorithm  string   `yaml:"lb_algorithm,omitempty" json:"lb_algorithm,omitempty"`
 	Members      []Member `yaml:"members,omitempty" json:"members,omitempty"`
+	// HealthMonitor, if set, checks every member actively.
+	HealthMonitor *HealthMonitor `yaml:"healthmonitor,omitempty" json:"healthmonitor,omitempty"`
+}
+
+// HealthMonitor is Octavia's health monitor: delay and timeout in seconds;
+// max_retries successes mark a member UP (rise), max_retries_down failures
+// DOWN (fall).
+type HealthMonitor struct {
+	Type           string   `yaml:"type" json:"type"` // HTTP, HTTPS, TCP, TLS-HELLO, PING (checked as TCP)
+	Delay          int      `yaml:"delay" json:"delay"`
+	Timeout        int      `yaml:"timeout" json:"timeout"`
+	MaxRetries     int      `yaml:"max_retries" json:"max_retries"`
+	MaxRetriesDown int      `yaml:"max_retries_down,omitempty" json:"max_retries_down,omitempty"`
+	HTTPMethod     string   `yaml:"http_method,omitempty" json:"http_method,omitempty"`
+	URLPath        string   `yaml:"url_path,omitempty" json:"url_path,omitempty"`
+	HTTPVersion    *float64 `yaml:"http_version,omitempty" json:"http_version,omitempty"`
+	DomainName     string   `yaml:"domain_name,omitempty" json:"domain_name,omitempty"`
+	ExpectedCodes  string   `yaml:"expected_codes,omitempty" json:"expected_codes,omitempty"`
+	AdminStateUp   *bool    `yaml:"admin_state_up,omitempty" json:"admin_state_up,omitempty"`
 }
 
 // Member is one backend server of a pool.
@@ -161,6 +180,10 @@ type Member struct {
 	Weight       *int   `yaml:"weight,omitempty" json:"weight,omitempty"`
 	Backup       bool   `yaml:"backup,omitempty" json:"backup,omitempty"`
 	AdminStateUp *bool  `yaml:"admin_state_up,omitempty" json:"admin_state_up,omitempty"`
+	// MonitorAddress and MonitorPort, if set, are checked instead of the
+	// member's own address and port.
+	MonitorAddress string `yaml:"monitor_address,omitempty" json:"monitor_address,omitempty"`
+	MonitorPort    int    `yaml:"monitor_port,omitempty" json:"monitor_port,omitempty"`
 }
 
 // Key returns the listener's identity: its id, or its name when it has no id.

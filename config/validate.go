@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -273,6 +274,9 @@ func (c *Config) validatePools(v *collector) {
 		default:
 			v.errorf(p("lb_algorithm"), "unknown algorithm %q", pl.LBAlgorithm)
 		}
+		if pl.HealthMonitor != nil {
+			validateMonitor(v, p("healthmonitor"), pl.HealthMonitor)
+		}
 		seen := map[string]int{}
 		for j := range pl.Members {
 			m := &pl.Members[j]
@@ -285,6 +289,14 @@ func (c *Config) validatePools(v *collector) {
 			}
 			if m.Weight != nil && (*m.Weight < 0 || *m.Weight > 256) {
 				v.errorf(mp("weight"), "must be 0-256, not %d", *m.Weight)
+			}
+			if m.MonitorAddress != "" {
+				if _, err := netip.ParseAddr(m.MonitorAddress); err != nil {
+					v.errorf(mp("monitor_address"), "must be an IP address, not %q", m.MonitorAddress)
+				}
+			}
+			if m.MonitorPort < 0 || m.MonitorPort > 65535 {
+				v.errorf(mp("monitor_port"), "must be 1-65535, not %d", m.MonitorPort)
 			}
 			addr := net.JoinHostPort(m.Address, strconv.Itoa(m.ProtocolPort))
 			if k, dup := seen[addr]; dup {
@@ -384,5 +396,53 @@ func validateControl(v *collector, c *Control) {
 				v.errorf("control.renew.validity", "must be a duration of a minute or more, like 12h")
 			}
 		}
+	}
+}
+
+var expectedCodes = regexp.MustCompile(`^(\d{3}(\s*,\s*\d{3})*)$|^(\d{3}-\d{3})$`)
+
+func validateMonitor(v *collector, path string, hm *HealthMonitor) {
+	http := hm.Type == "HTTP" || hm.Type == "HTTPS"
+	switch hm.Type {
+	case "HTTP", "HTTPS", "TCP", "TLS-HELLO", "PING":
+	case "UDP-CONNECT", "SCTP":
+		v.errorf(path+".type", "%s monitors are for UDP/SCTP pools, which terminator does not serve", hm.Type)
+	default:
+		v.errorf(path+".type", "must be HTTP, HTTPS, TCP, TLS-HELLO or PING, not %q", hm.Type)
+	}
+	if hm.Delay < 1 {
+		v.errorf(path+".delay", "must be at least 1 second")
+	}
+	if hm.Timeout < 1 {
+		v.errorf(path+".timeout", "must be at least 1 second")
+	}
+	if hm.MaxRetries < 1 || hm.MaxRetries > 10 {
+		v.errorf(path+".max_retries", "must be 1-10, not %d", hm.MaxRetries)
+	}
+	if hm.MaxRetriesDown < 1 || hm.MaxRetriesDown > 10 {
+		v.errorf(path+".max_retries_down", "must be 1-10, not %d", hm.MaxRetriesDown)
+	}
+	if !http {
+		for field, set := range map[string]bool{"http_method": hm.HTTPMethod != "", "url_path": hm.URLPath != "", "expected_codes": hm.ExpectedCodes != "", "http_version": hm.HTTPVersion != nil, "domain_name": hm.DomainName != ""} {
+			if set {
+				v.errorf(path+"."+field, "is only allowed on HTTP and HTTPS monitors")
+			}
+		}
+		return
+	}
+	if !slices.Contains([]string{"GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "CONNECT", "PATCH"}, hm.HTTPMethod) {
+		v.errorf(path+".http_method", "unknown method %q", hm.HTTPMethod)
+	}
+	if !strings.HasPrefix(hm.URLPath, "/") {
+		v.errorf(path+".url_path", "must start with /")
+	}
+	if !expectedCodes.MatchString(hm.ExpectedCodes) {
+		v.errorf(path+".expected_codes", "must be a code (200), a list (200,202) or a range (200-204), not %q", hm.ExpectedCodes)
+	}
+	if hm.HTTPVersion != nil && *hm.HTTPVersion != 1.0 && *hm.HTTPVersion != 1.1 {
+		v.errorf(path+".http_version", "must be 1.0 or 1.1")
+	}
+	if hm.DomainName != "" && (hm.HTTPVersion == nil || *hm.HTTPVersion != 1.1) {
+		v.errorf(path+".domain_name", "requires http_version 1.1")
 	}
 }

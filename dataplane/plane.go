@@ -41,8 +41,9 @@ type Plane struct {
 	listeners map[string]*proxy.Listener
 	tickets   [][32]byte
 	gen       uint64
+	checks    *checks // health checks of the current snapshot
 	closed    bool
-	draining  sync.WaitGroup // listeners removed by a reload, still draining
+	draining  sync.WaitGroup // removed listeners and stopped checks, still finishing
 }
 
 // New returns a Plane serving nothing until the first Apply.
@@ -167,6 +168,7 @@ func (p *Plane) apply(ctx context.Context, cfg *config.Config) error {
 	p.tickets = tickets
 	p.current.Store(snap)
 	p.states.Retain(memberAddrs(cfg))
+	p.restartChecksLocked(cfg)
 	p.publish(snap)
 	return nil
 }
@@ -203,6 +205,12 @@ func (p *Plane) Shutdown(ctx context.Context) error {
 	p.closed = true
 	ls := p.listeners
 	p.listeners = map[string]*proxy.Listener{}
+	if p.checks != nil {
+		p.checks.cancel()
+		p.draining.Add(1)
+		go func(c *checks) { defer p.draining.Done(); c.wg.Wait() }(p.checks)
+		p.checks = nil
+	}
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(ls))

@@ -34,6 +34,7 @@ type Metrics struct {
 	SourceStale         *prometheus.GaugeVec // ref: 1 while a secret store cannot refresh it
 	SourceStaleSince    *prometheus.GaugeVec // ref
 	SourceNotAfter      *prometheus.GaugeVec // ref: expiry of what is served for it
+	MemberStatus        *prometheus.GaugeVec // pool, member, status: 1 for the current one
 }
 
 // New creates the collectors and registers them, with the Go and process
@@ -104,7 +105,10 @@ func New() *Metrics {
 	m.SourceNotAfter = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "terminator_certificate_source_not_after_seconds", Help: "Expiry of the bundle served for a secret-store reference.",
 	}, []string{"ref"})
-	r.MustRegister(m.ControlCertNotAfter, m.SourceStale, m.SourceStaleSince, m.SourceNotAfter,
+	m.MemberStatus = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "terminator_member_status", Help: "1 for the member's current status (UP, DOWN, DRAIN, MAINT, NO_CHECK), 0 for the others.",
+	}, []string{"pool", "member", "status"})
+	r.MustRegister(m.MemberStatus, m.ControlCertNotAfter, m.SourceStale, m.SourceStaleSince, m.SourceNotAfter,
 
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ConnectionsActive, m.ConnectionsTotal, m.Handshakes, m.HandshakeFailures, m.Requests, m.MemberRequests,

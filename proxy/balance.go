@@ -14,11 +14,41 @@ const (
 )
 
 // MemberState is what outlives a configuration generation for one member
-// of one pool: its requests in progress. Reloads look it up by pool and
-// address, so a reload never resets it.
+// of one pool: its requests in progress and its health. Reloads look it up
+// by pool and address, so a reload resets neither.
 type MemberState struct {
 	active atomic.Int64
+	down   atomic.Bool  // a health monitor marked it DOWN
+	streak atomic.Int64 // consecutive results: >0 successes, <0 failures
 }
+
+// Down reports whether health checks marked the member DOWN.
+func (s *MemberState) Down() bool { return s.down.Load() }
+
+// Report records a health-check result: rise consecutive successes bring a
+// DOWN member UP, fall consecutive failures bring an UP member DOWN (as
+// haproxy's rise and fall). It returns true when the status changed.
+func (s *MemberState) Report(ok bool, rise, fall int) bool {
+	var n int64
+	if ok {
+		n = max(s.streak.Load(), 0) + 1
+	} else {
+		n = min(s.streak.Load(), 0) - 1
+	}
+	s.streak.Store(n)
+	switch {
+	case ok && s.down.Load() && n >= int64(rise):
+		s.down.Store(false)
+		return true
+	case !ok && !s.down.Load() && -n >= int64(fall):
+		s.down.Store(true)
+		return true
+	}
+	return false
+}
+
+// MemberState returns the state of addr in pool (created on first use).
+func (s *States) MemberState(pool, addr string) *MemberState { return s.get(pool, addr) }
 
 // Active returns the member's requests in progress.
 func (s *MemberState) Active() int64 { return s.active.Load() }
@@ -74,10 +104,16 @@ func (p *Pool) leastConnections(ms []weighted) *Member {
 	best, bestScore := -1, math.MaxFloat64
 	for i := range ms {
 		w := ms[(start+i)%len(ms)]
+		if p.members[w.idx].state.down.Load() {
+			continue
+		}
 		score := float64(p.members[w.idx].state.active.Load()+1) / float64(w.weight)
 		if score < bestScore {
 			best, bestScore = int(w.idx), score
 		}
+	}
+	if best < 0 {
+		return nil
 	}
 	return p.members[best]
 }
@@ -91,6 +127,9 @@ func (p *Pool) sourceIP(ms []weighted, client string) *Member {
 	best, bestScore := -1, math.Inf(-1)
 	for _, w := range ms {
 		m := p.members[w.idx]
+		if m.state.down.Load() {
+			continue // persistence yields to health: the next-best member takes the client
+		}
 		x := mix64(h ^ m.hash)
 		// Weighted HRW: -w / ln(u), u uniform in (0,1).
 		u := (float64(x>>11) + 0.5) / (1 << 53)
@@ -98,6 +137,9 @@ func (p *Pool) sourceIP(ms []weighted, client string) *Member {
 		if score > bestScore {
 			best, bestScore = int(w.idx), score
 		}
+	}
+	if best < 0 {
+		return nil
 	}
 	return p.members[best]
 }

@@ -88,31 +88,34 @@ func NewPool(spec PoolSpec, states *States, mx *metrics.Metrics) *Pool {
 }
 
 // Next returns the member for a request from client (its IP address), or
-// nil when none can take traffic.
+// nil when none can take traffic. Members marked DOWN are skipped; backup
+// members serve only when no primary is up.
 func (p *Pool) Next(client string) *Member {
-	switch p.algorithm {
-	case LeastConnections, SourceIP:
-		ms := p.primary
-		if len(ms) == 0 {
-			ms = p.backup
-		}
-		if len(ms) == 0 {
-			return nil
-		}
-		if p.algorithm == SourceIP {
-			return p.sourceIP(ms, client)
-		}
-		return p.leastConnections(ms)
+	if m := p.pick(p.primary, p.schedule, client); m != nil {
+		return m
 	}
-	sched := p.schedule
-	if len(sched) == 0 {
-		sched = p.backups
-	}
-	if len(sched) == 0 {
+	return p.pick(p.backup, p.backups, client)
+}
+
+func (p *Pool) pick(ms []weighted, sched []int32, client string) *Member {
+	if len(ms) == 0 {
 		return nil
 	}
+	switch p.algorithm {
+	case LeastConnections:
+		return p.leastConnections(ms)
+	case SourceIP:
+		return p.sourceIP(ms, client)
+	}
+	// ROUND_ROBIN: the next schedule slot whose member is up.
 	n := p.next.Add(1) - 1
-	return p.members[sched[n%uint64(len(sched))]]
+	for i := range uint64(len(sched)) {
+		m := p.members[sched[(n+i)%uint64(len(sched))]]
+		if !m.state.down.Load() {
+			return m
+		}
+	}
+	return nil
 }
 
 // Members returns every member of the pool, including those that take no
