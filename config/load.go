@@ -83,6 +83,15 @@ func (c *Config) ApplyDefaults() {
 		setDefault(&l.TimeoutMemberConnect, DefaultTimeoutMemberConnect)
 		setDefault(&l.TimeoutMemberData, DefaultTimeoutMemberData)
 		setDefault(&l.ConnectionLimit, -1)
+		for j := range l.L7Policies {
+			pol := &l.L7Policies[j]
+			if pol.Position == 0 {
+				pol.Position = 2147483647 // Octavia: append
+			}
+			if pol.RedirectHTTPCode == 0 && (pol.Action == "REDIRECT_TO_URL" || pol.Action == "REDIRECT_PREFIX") {
+				pol.RedirectHTTPCode = 302
+			}
+		}
 		if l.Protocol == ProtocolTerminatedHTTPS {
 			if l.TLSVersions == nil {
 				l.TLSVersions = []string{"TLSv1.2", "TLSv1.3"}

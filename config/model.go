@@ -135,6 +135,9 @@ type Listener struct {
 	HSTSIncludeSubdomain bool     `yaml:"hsts_include_subdomains,omitempty" json:"hsts_include_subdomains,omitempty"`
 	HSTSPreload          bool     `yaml:"hsts_preload,omitempty" json:"hsts_preload,omitempty"`
 
+	// L7Policies route, redirect or reject requests before the default pool.
+	L7Policies []L7Policy `yaml:"l7policies,omitempty" json:"l7policies,omitempty"`
+
 	// DefaultPool names the pool by name or id; DefaultPoolID is Octavia's
 	// id-only spelling. At most one may be set.
 	DefaultPool   string `yaml:"default_pool,omitempty" json:"default_pool,omitempty"`
@@ -310,4 +313,46 @@ type Barbican struct {
 
 	// RecheckInterval (ms) between re-checks of refs in use; default 300000.
 	RecheckInterval int `yaml:"recheck_interval,omitempty" json:"recheck_interval,omitempty"`
+}
+
+// L7Policy is an Octavia L7 policy: when all its rules match, its action
+// applies. REJECT and redirects are evaluated before REDIRECT_TO_POOL, as
+// haproxy runs deny and redirect before use_backend; within each group by
+// position.
+type L7Policy struct {
+	ID               string   `yaml:"id,omitempty" json:"id,omitempty"`
+	Name             string   `yaml:"name,omitempty" json:"name,omitempty"`
+	Action           string   `yaml:"action" json:"action"` // REJECT, REDIRECT_TO_URL, REDIRECT_PREFIX, REDIRECT_TO_POOL
+	Position         int      `yaml:"position,omitempty" json:"position,omitempty"`
+	RedirectPool     string   `yaml:"redirect_pool,omitempty" json:"redirect_pool,omitempty"` // by name or id
+	RedirectPoolID   string   `yaml:"redirect_pool_id,omitempty" json:"redirect_pool_id,omitempty"`
+	RedirectURL      string   `yaml:"redirect_url,omitempty" json:"redirect_url,omitempty"`
+	RedirectPrefix   string   `yaml:"redirect_prefix,omitempty" json:"redirect_prefix,omitempty"`
+	RedirectHTTPCode int      `yaml:"redirect_http_code,omitempty" json:"redirect_http_code,omitempty"`
+	AdminStateUp     *bool    `yaml:"admin_state_up,omitempty" json:"admin_state_up,omitempty"`
+	Rules            []L7Rule `yaml:"rules,omitempty" json:"rules,omitempty"`
+}
+
+// L7Rule is one condition of a policy.
+type L7Rule struct {
+	Type         string `yaml:"type" json:"type"`                 // HOST_NAME, PATH, FILE_TYPE, HEADER, COOKIE, SSL_CONN_HAS_CERT, SSL_VERIFY_RESULT, SSL_DN_FIELD
+	CompareType  string `yaml:"compare_type" json:"compare_type"` // EQUAL_TO, STARTS_WITH, ENDS_WITH, CONTAINS, REGEX
+	Key          string `yaml:"key,omitempty" json:"key,omitempty"`
+	Value        string `yaml:"value" json:"value"`
+	Invert       bool   `yaml:"invert,omitempty" json:"invert,omitempty"`
+	AdminStateUp *bool  `yaml:"admin_state_up,omitempty" json:"admin_state_up,omitempty"`
+}
+
+// Enabled reports admin_state_up, which defaults to true.
+func (p *L7Policy) Enabled() bool { return p.AdminStateUp == nil || *p.AdminStateUp }
+
+// Enabled reports admin_state_up, which defaults to true.
+func (r *L7Rule) Enabled() bool { return r.AdminStateUp == nil || *r.AdminStateUp }
+
+// PoolRef is the policy's target pool, by either spelling.
+func (p *L7Policy) PoolRef() string {
+	if p.RedirectPool != "" {
+		return p.RedirectPool
+	}
+	return p.RedirectPoolID
 }

@@ -161,6 +161,9 @@ func (c *Config) validateListener(v *collector, i int, l *Listener) {
 	if (l.HSTSIncludeSubdomain || l.HSTSPreload) && l.HSTSMaxAge == nil {
 		v.errorf(p("hsts_max_age"), "is required when hsts_include_subdomains or hsts_preload is set")
 	}
+	for j := range l.L7Policies {
+		c.validatePolicy(v, at(p("l7policies"), j, ""), &l.L7Policies[j], tlsListener)
+	}
 	if l.DefaultPool != "" && l.DefaultPoolID != "" {
 		v.errorf(p("default_pool_id"), "set default_pool or default_pool_id, not both")
 	}
@@ -444,5 +447,100 @@ func validateMonitor(v *collector, path string, hm *HealthMonitor) {
 	}
 	if hm.DomainName != "" && (hm.HTTPVersion == nil || *hm.HTTPVersion != 1.1) {
 		v.errorf(path+".domain_name", "requires http_version 1.1")
+	}
+}
+
+var (
+	l7Actions   = []string{"REJECT", "REDIRECT_TO_URL", "REDIRECT_PREFIX", "REDIRECT_TO_POOL"}
+	l7Types     = []string{"HOST_NAME", "PATH", "FILE_TYPE", "HEADER", "COOKIE", "SSL_CONN_HAS_CERT", "SSL_VERIFY_RESULT", "SSL_DN_FIELD"}
+	l7Compares  = []string{"EQUAL_TO", "STARTS_WITH", "ENDS_WITH", "CONTAINS", "REGEX"}
+	httpToken   = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+	dnFieldName = regexp.MustCompile(`^[a-zA-Z][A-Za-z0-9-]*$`)
+)
+
+func (c *Config) validatePolicy(v *collector, path string, pol *L7Policy, tlsListener bool) {
+	if !slices.Contains(l7Actions, pol.Action) {
+		v.errorf(path+".action", "must be one of %s, not %q", strings.Join(l7Actions, ", "), pol.Action)
+	}
+	if pol.Position < 1 {
+		v.errorf(path+".position", "must be 1 or more")
+	}
+	switch pol.Action {
+	case "REDIRECT_TO_POOL":
+		if ref := pol.PoolRef(); ref == "" {
+			v.errorf(path+".redirect_pool", "is required for REDIRECT_TO_POOL")
+		} else if c.FindPool(ref) == nil {
+			v.errorf(path+".redirect_pool", "no pool has the name or id %q", ref)
+		}
+	case "REDIRECT_TO_URL":
+		if u, err := url.Parse(pol.RedirectURL); pol.RedirectURL == "" || err != nil || u.Scheme == "" || strings.ContainsAny(pol.RedirectURL, " \r\n\t") {
+			v.errorf(path+".redirect_url", "must be an absolute URL without spaces or control characters")
+		}
+	case "REDIRECT_PREFIX":
+		if u, err := url.Parse(pol.RedirectPrefix); pol.RedirectPrefix == "" || err != nil || u.Scheme == "" || strings.ContainsAny(pol.RedirectPrefix, " \r\n\t") {
+			v.errorf(path+".redirect_prefix", "must be an absolute URL prefix without spaces or control characters")
+		}
+	}
+	if pol.RedirectHTTPCode != 0 && !slices.Contains([]int{301, 302, 303, 307, 308}, pol.RedirectHTTPCode) {
+		v.errorf(path+".redirect_http_code", "must be 301, 302, 303, 307 or 308")
+	}
+	if len(pol.Rules) > 50 {
+		v.errorf(path+".rules", "at most 50 rules per policy")
+	}
+	for k := range pol.Rules {
+		validateRule(v, at(path+".rules", k, ""), &pol.Rules[k], tlsListener)
+	}
+}
+
+func validateRule(v *collector, path string, r *L7Rule, tlsListener bool) {
+	if !slices.Contains(l7Types, r.Type) {
+		v.errorf(path+".type", "must be one of %s, not %q", strings.Join(l7Types, ", "), r.Type)
+		return
+	}
+	if !slices.Contains(l7Compares, r.CompareType) {
+		v.errorf(path+".compare_type", "must be one of %s, not %q", strings.Join(l7Compares, ", "), r.CompareType)
+		return
+	}
+	if strings.ContainsAny(r.Value+r.Key, "\r\n") || len(r.Value) > 255 || len(r.Key) > 255 {
+		v.errorf(path, "key and value must be at most 255 characters without CR or LF")
+	}
+	if r.Value == "" {
+		v.errorf(path+".value", "is required")
+	}
+	if r.CompareType == "REGEX" {
+		if _, err := regexp.Compile(r.Value); err != nil {
+			v.errorf(path+".value", "invalid regular expression: %v", err)
+		}
+	}
+	switch r.Type {
+	case "HEADER", "COOKIE":
+		if !httpToken.MatchString(r.Key) {
+			v.errorf(path+".key", "must be a header or cookie name")
+		}
+	case "SSL_DN_FIELD":
+		if !dnFieldName.MatchString(r.Key) {
+			v.errorf(path+".key", "must be a DN field name such as CN, O or OU")
+		}
+	default:
+		if r.Key != "" {
+			v.errorf(path+".key", "is only allowed on HEADER, COOKIE and SSL_DN_FIELD rules")
+		}
+	}
+	switch r.Type {
+	case "FILE_TYPE":
+		if r.CompareType != "EQUAL_TO" && r.CompareType != "REGEX" {
+			v.errorf(path+".compare_type", "FILE_TYPE takes EQUAL_TO or REGEX")
+		}
+	case "SSL_CONN_HAS_CERT":
+		if r.CompareType != "EQUAL_TO" || r.Value != "true" {
+			v.errorf(path, "SSL_CONN_HAS_CERT takes compare_type EQUAL_TO and value \"true\" (use invert for false)")
+		}
+	case "SSL_VERIFY_RESULT":
+		if _, err := strconv.Atoi(r.Value); r.CompareType != "EQUAL_TO" || err != nil {
+			v.errorf(path, "SSL_VERIFY_RESULT takes compare_type EQUAL_TO and an integer value")
+		}
+	}
+	if strings.HasPrefix(r.Type, "SSL_") && !tlsListener {
+		v.errorf(path+".type", "%s rules are only allowed on TERMINATED_HTTPS listeners", r.Type)
 	}
 }

@@ -160,6 +160,28 @@ func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools 
 	if ref := l.PoolRef(); ref != "" {
 		route.Pool = pools[cfg.FindPool(ref).Key()]
 	}
+	var specs []proxy.PolicySpec
+	for _, pol := range l.L7Policies {
+		if !pol.Enabled() {
+			continue
+		}
+		spec := proxy.PolicySpec{Action: pol.Action, Position: pol.Position, URL: pol.RedirectURL, Prefix: pol.RedirectPrefix, Code: pol.RedirectHTTPCode}
+		if ref := pol.PoolRef(); ref != "" {
+			spec.Pool = pools[cfg.FindPool(ref).Key()]
+		}
+		for _, r := range pol.Rules {
+			if r.Enabled() {
+				spec.Rules = append(spec.Rules, proxy.RuleSpec{Type: r.Type, Compare: r.CompareType, Key: r.Key, Value: r.Value, Invert: r.Invert})
+			}
+		}
+		specs = append(specs, spec)
+	}
+	router, err := proxy.CompileRouter(specs)
+	if err != nil {
+		b.errorf(path+".l7policies", "%v", err)
+		return ListenerSnapshot{}, b.errs
+	}
+	route.Router = router
 	ls := ListenerSnapshot{Key: l.Key(), Bind: l.Bind, Route: route}
 	if l.Protocol != config.ProtocolTerminatedHTTPS {
 		return ls, nil

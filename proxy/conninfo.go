@@ -3,7 +3,9 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
+	"strings"
 	"sync"
 )
 
@@ -17,6 +19,35 @@ type connInfo struct {
 
 	sslOnce sync.Once // guards ssl; HTTP/2 serves requests concurrently
 	ssl     map[string]string
+
+	dnOnce sync.Once           // guards dn
+	dn     map[string][]string // subject DN fields by OpenSSL short name, upper-cased
+}
+
+// dnField returns the client certificate's subject values for field (CN,
+// O, OU, …), computed on first use; none without a certificate.
+func (ci *connInfo) dnField(field string) []string {
+	ci.dnOnce.Do(func() {
+		ci.dn = map[string][]string{}
+		if ci.tls == nil || len(ci.tls.PeerCertificates) == 0 {
+			return
+		}
+		subject := ci.tls.PeerCertificates[0].Subject
+		names := subject.Names // as parsed, in certificate order
+		if len(names) == 0 {
+			for _, rdn := range subject.ToRDNSequence() {
+				names = append(names, rdn...)
+			}
+		}
+		for _, atv := range names {
+			key, ok := dnShortNames[atv.Type.String()]
+			if !ok {
+				key = atv.Type.String()
+			}
+			ci.dn[strings.ToUpper(key)] = append(ci.dn[strings.ToUpper(key)], fmt.Sprint(atv.Value))
+		}
+	})
+	return ci.dn[field]
 }
 
 type connInfoKey struct{}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -303,13 +304,33 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ci := connInfoFrom(r.Context())
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w, rc: http.NewResponseController(w), dl: deadline{timeout: st.ClientTimeout}}
+	pool := st.Pool
+	if pol := st.Router.match(r, ci); pol != nil {
+		switch pol.Action {
+		case ActionReject:
+			writeError(rec, http.StatusForbidden, "the request was rejected by policy")
+			l.finish(st, r, rec, nil, ci, nil, start)
+			return
+		case ActionRedirectURL, ActionRedirectPrefix:
+			target := pol.URL
+			if pol.Action == ActionRedirectPrefix {
+				target = strings.TrimSuffix(pol.Prefix, "/") + r.URL.RequestURI()
+			}
+			rec.Header().Set("Location", target)
+			rec.WriteHeader(pol.Code)
+			l.finish(st, r, rec, nil, ci, nil, start)
+			return
+		case ActionRedirectPool:
+			pool = pol.Pool
+		}
+	}
 	var member *Member
-	if st.Pool != nil {
-		member = st.Pool.Next(ci.clientIP)
+	if pool != nil {
+		member = pool.Next(ci.clientIP)
 	}
 	var body *clientBody
 	switch {
-	case st.Pool == nil:
+	case pool == nil:
 		writeError(rec, http.StatusServiceUnavailable, "the listener has no pool")
 	case member == nil:
 		writeError(rec, http.StatusServiceUnavailable, "no pool member is available")

@@ -16,8 +16,10 @@ type Route struct {
 	Listener string
 	// TLS is the config handed out for every handshake, nil for plain HTTP.
 	TLS *tls.Config
-	// Pool receives the requests; nil answers 503.
-	Pool    *Pool
+	// Pool receives the requests no L7 policy claims; nil answers 503.
+	Pool *Pool
+	// Router holds the listener's compiled L7 policies (nil: none).
+	Router  *Router
 	Headers HeaderRules
 	// ClientTimeout is haproxy's timeout client (Octavia
 	// timeout_client_data): the longest a client may stay silent, while
