@@ -153,8 +153,20 @@ type Pool struct {
 	Protocol     string   `yaml:"protocol,omitempty" json:"protocol,omitempty"`
 	LBAlgorithm  string   `yaml:"lb_algorithm,omitempty" json:"lb_algorithm,omitempty"`
 	Members      []Member `yaml:"members,omitempty" json:"members,omitempty"`
+	// SessionPersistence keeps a client on one member (while it is up).
+	SessionPersistence *SessionPersistence `yaml:"session_persistence,omitempty" json:"session_persistence,omitempty"`
 	// HealthMonitor, if set, checks every member actively.
 	HealthMonitor *HealthMonitor `yaml:"healthmonitor,omitempty" json:"healthmonitor,omitempty"`
+}
+
+// SessionPersistence is Octavia's session_persistence: SOURCE_IP (a table
+// of client addresses), HTTP_COOKIE (terminator inserts its own cookie) or
+// APP_COOKIE (follow the application's cookie_name).
+type SessionPersistence struct {
+	Type                   string `yaml:"type" json:"type"`
+	CookieName             string `yaml:"cookie_name,omitempty" json:"cookie_name,omitempty"`
+	PersistenceTimeout     *int   `yaml:"persistence_timeout,omitempty" json:"persistence_timeout,omitempty"`
+	PersistenceGranularity string `yaml:"persistence_granularity,omitempty" json:"persistence_granularity,omitempty"`
 }
 
 // HealthMonitor is Octavia's health monitor: delay and timeout in seconds;

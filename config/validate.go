@@ -280,6 +280,23 @@ func (c *Config) validatePools(v *collector) {
 		if pl.HealthMonitor != nil {
 			validateMonitor(v, p("healthmonitor"), pl.HealthMonitor)
 		}
+		if sp := pl.SessionPersistence; sp != nil {
+			switch sp.Type {
+			case "SOURCE_IP", "HTTP_COOKIE":
+				if sp.CookieName != "" {
+					v.errorf(p("session_persistence.cookie_name"), "is only allowed with APP_COOKIE")
+				}
+			case "APP_COOKIE":
+				if !cookieName.MatchString(sp.CookieName) {
+					v.errorf(p("session_persistence.cookie_name"), "APP_COOKIE needs a cookie_name without spaces, commas, semicolons or backslashes")
+				}
+			default:
+				v.errorf(p("session_persistence.type"), "must be SOURCE_IP, HTTP_COOKIE or APP_COOKIE, not %q", sp.Type)
+			}
+			if sp.PersistenceTimeout != nil || sp.PersistenceGranularity != "" {
+				v.errorf(p("session_persistence"), "persistence_timeout and persistence_granularity are only for UDP and SCTP pools")
+			}
+		}
 		seen := map[string]int{}
 		for j := range pl.Members {
 			m := &pl.Members[j]
@@ -456,6 +473,7 @@ var (
 	l7Compares  = []string{"EQUAL_TO", "STARTS_WITH", "ENDS_WITH", "CONTAINS", "REGEX"}
 	httpToken   = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 	dnFieldName = regexp.MustCompile(`^[a-zA-Z][A-Za-z0-9-]*$`)
+	cookieName  = regexp.MustCompile(`^[^\s,;\\]{1,255}$`)
 )
 
 func (c *Config) validatePolicy(v *collector, path string, pol *L7Policy, tlsListener bool) {

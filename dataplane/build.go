@@ -275,11 +275,15 @@ func buildPool(p *config.Pool, states *proxy.States, mx *metrics.Metrics) *proxy
 	specs := make([]proxy.MemberSpec, len(p.Members))
 	for i, m := range p.Members {
 		specs[i] = proxy.MemberSpec{
-			Name: m.Name, Address: m.Address, Port: m.ProtocolPort,
+			ID: m.ID, Name: m.Name, Address: m.Address, Port: m.ProtocolPort,
 			Weight: *m.Weight, Backup: m.Backup, Enabled: m.Enabled(),
 		}
 	}
-	return proxy.NewPool(proxy.PoolSpec{Name: p.Key(), Algorithm: p.LBAlgorithm, Members: specs}, states, mx)
+	spec := proxy.PoolSpec{Name: p.Key(), Algorithm: p.LBAlgorithm, Members: specs}
+	if sp := p.SessionPersistence; sp != nil {
+		spec.Persistence, spec.CookieName = sp.Type, sp.CookieName
+	}
+	return proxy.NewPool(spec, states, mx)
 }
 
 func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }

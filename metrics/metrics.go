@@ -21,6 +21,7 @@ type Metrics struct {
 	BytesIn           *prometheus.CounterVec // listener
 	BytesOut          *prometheus.CounterVec // listener
 	MemberErrors      *prometheus.CounterVec // pool, member, reason
+	Retries           *prometheus.CounterVec // pool
 	RequestSeconds    *prometheus.HistogramVec
 
 	CertNotAfter  *prometheus.GaugeVec // listener, name, ref
@@ -105,10 +106,13 @@ func New() *Metrics {
 	m.SourceNotAfter = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "terminator_certificate_source_not_after_seconds", Help: "Expiry of the bundle served for a secret-store reference.",
 	}, []string{"ref"})
+	m.Retries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "terminator_retries_total", Help: "Requests sent to another member after a connection was refused.",
+	}, []string{"pool"})
 	m.MemberStatus = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "terminator_member_status", Help: "1 for the member's current status (UP, DOWN, DRAIN, MAINT, NO_CHECK), 0 for the others.",
 	}, []string{"pool", "member", "status"})
-	r.MustRegister(m.MemberStatus, m.ControlCertNotAfter, m.SourceStale, m.SourceStaleSince, m.SourceNotAfter,
+	r.MustRegister(m.Retries, m.MemberStatus, m.ControlCertNotAfter, m.SourceStale, m.SourceStaleSince, m.SourceNotAfter,
 
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ConnectionsActive, m.ConnectionsTotal, m.Handshakes, m.HandshakeFailures, m.Requests, m.MemberRequests,

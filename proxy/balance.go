@@ -56,8 +56,9 @@ func (s *MemberState) Active() int64 { return s.active.Load() }
 // States holds the MemberStates of every pool; it is safe for concurrent
 // use and lives as long as the process.
 type States struct {
-	mu sync.Mutex // guards m
-	m  map[string]*MemberState
+	mu     sync.Mutex // guards m and tables
+	m      map[string]*MemberState
+	tables map[string]*stickTable // persistence tables by pool
 }
 
 // NewStates returns an empty set.

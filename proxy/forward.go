@@ -67,7 +67,8 @@ func (f *Forwarder) transportFor(r *Route) *http.Transport {
 // request's context.
 type exchange struct {
 	route  *routeState
-	member *Member
+	pool   *Pool
+	member *Member // changes when a refused connection is retried elsewhere
 	ci     *connInfo
 }
 
@@ -80,10 +81,10 @@ func exchangeFrom(ctx context.Context) *exchange {
 
 // forward proxies one request to member m and returns when the response is
 // complete, with the request body it read (nil when there was none).
-func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, st *routeState, m *Member, ci *connInfo) *clientBody {
-	x := &exchange{route: st, member: m, ci: ci}
+func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, st *routeState, pool *Pool, m *Member, ci *connInfo) *clientBody {
+	x := &exchange{route: st, pool: pool, member: m, ci: ci}
 	m.state.active.Add(1)
-	defer m.state.active.Add(-1)
+	defer func() { x.member.state.active.Add(-1) }()
 	out := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
 	var body *clientBody
 	if r.Body != nil && r.Body != http.NoBody {
@@ -99,6 +100,9 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = x.member.Addr
 	x.route.Headers.apply(pr.Out.Header, pr.In.Header, x.ci)
+	if x.pool.persistence == PersistHTTPCookie {
+		stripPersistCookie(pr.Out.Header)
+	}
 }
 
 func (f *Forwarder) modifyResponse(resp *http.Response) error {
@@ -106,6 +110,7 @@ func (f *Forwarder) modifyResponse(resp *http.Response) error {
 	if x.route.Headers.HSTS != "" && x.ci.tls != nil {
 		resp.Header.Set("Strict-Transport-Security", x.route.Headers.HSTS)
 	}
+	x.pool.persistResponse(resp, x.member)
 	x.member.requests[classIndex(resp.StatusCode)].Inc()
 	return nil
 }

@@ -326,7 +326,7 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var member *Member
 	if pool != nil {
-		member = pool.Next(ci.clientIP)
+		member = pool.Select(r, ci.clientIP)
 	}
 	var body *clientBody
 	switch {
@@ -335,7 +335,7 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case member == nil:
 		writeError(rec, http.StatusServiceUnavailable, "no pool member is available")
 	default:
-		body = l.opts.Forwarder.forward(rec, r, st, member, ci)
+		body = l.opts.Forwarder.forward(rec, r, st, pool, member, ci)
 	}
 	l.finish(st, r, rec, member, ci, body, start)
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"sync/atomic"
 
@@ -15,8 +16,10 @@ type Member struct {
 	Name string // for logs and metrics; the address when the config has none
 	Addr string // host:port
 
-	state *MemberState // survives reloads
-	hash  uint64       // of Addr, for SOURCE_IP
+	state   *MemberState // survives reloads
+	hash    uint64       // of Addr, for SOURCE_IP
+	cookie  string       // HTTP_COOKIE value
+	serving bool         // enabled with a weight above 0
 
 	requests [6]prometheus.Counter // by status class: 0 (no response), 1xx … 5xx
 	errors   func(reason string) prometheus.Counter
@@ -24,6 +27,7 @@ type Member struct {
 
 // MemberSpec describes a member for NewPool.
 type MemberSpec struct {
+	ID      string
 	Name    string
 	Address string
 	Port    int
@@ -37,6 +41,9 @@ type PoolSpec struct {
 	Name      string
 	Algorithm string // ROUND_ROBIN (default), LEAST_CONNECTIONS or SOURCE_IP
 	Members   []MemberSpec
+	// Persistence is "", SOURCE_IP, HTTP_COOKIE or APP_COOKIE (with
+	// CookieName, the application's cookie).
+	Persistence, CookieName string
 }
 
 // Pool selects members by its algorithm. Selection allocates nothing:
@@ -51,6 +58,11 @@ type Pool struct {
 	primary   []weighted // members taking traffic
 	backup    []weighted // used only when no primary takes traffic
 	next      atomic.Uint64
+
+	retries                 prometheus.Counter
+	persistence, cookieName string
+	table                   *stickTable        // SOURCE_IP and APP_COOKIE
+	byAddr, byCookie        map[string]*Member // for persistence lookups
 }
 
 // NewPool builds a pool. Members with weight 0 or admin_state_up false take
@@ -58,7 +70,15 @@ type Pool struct {
 // come from states (nil: fresh ones); mx may be nil.
 func NewPool(spec PoolSpec, states *States, mx *metrics.Metrics) *Pool {
 	name := spec.Name
-	p := &Pool{Name: name, algorithm: spec.Algorithm}
+	p := &Pool{Name: name, algorithm: spec.Algorithm, persistence: spec.Persistence, cookieName: spec.CookieName,
+		byAddr: map[string]*Member{}, byCookie: map[string]*Member{}}
+	if mx == nil {
+		mx = discard
+	}
+	p.retries = mx.Retries.WithLabelValues(name)
+	if p.persistence == PersistSourceIP || p.persistence == PersistAppCookie {
+		p.table = states.table(name)
+	}
 	var primary, backup []weighted
 	for _, s := range spec.Members {
 		addr := net.JoinHostPort(s.Address, strconv.Itoa(s.Port))
@@ -66,7 +86,9 @@ func NewPool(spec PoolSpec, states *States, mx *metrics.Metrics) *Pool {
 		if label == "" {
 			label = addr
 		}
-		m := &Member{Name: label, Addr: addr, state: states.get(name, addr), hash: mix64(fnv64(addr))}
+		m := &Member{Name: label, Addr: addr, state: states.get(name, addr), hash: mix64(fnv64(addr)),
+			cookie: memberCookie(s.ID, addr), serving: s.Enabled && s.Weight > 0}
+		p.byAddr[addr], p.byCookie[m.cookie] = m, m
 		bindMember(mx, name, m)
 		p.members = append(p.members, m)
 		if !s.Enabled || s.Weight <= 0 {
@@ -116,6 +138,28 @@ func (p *Pool) pick(ms []weighted, sched []int32, client string) *Member {
 		}
 	}
 	return nil
+}
+
+// nextExcluding returns a member other than those tried, or nil.
+func (p *Pool) nextExcluding(client string, tried []*Member) *Member {
+	for range len(p.members) + 1 {
+		m := p.Next(client)
+		if m == nil {
+			return nil
+		}
+		if !slices.Contains(tried, m) {
+			return m
+		}
+		if p.algorithm == SourceIP {
+			return nil // deterministic: asking again gives the same member
+		}
+	}
+	return nil
+}
+
+// available reports whether m may take a new request (a nil m may not).
+func (m *Member) available() bool {
+	return m != nil && m.serving && !m.state.down.Load()
 }
 
 // Members returns every member of the pool, including those that take no

@@ -93,11 +93,33 @@ func (c *idleTimeoutConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// roundTripper sends each request over the transport of its route.
+// roundTripper sends each request over the transport of its route. A
+// request without a body whose member refuses the connection (nothing was
+// sent) is retried on other members, up to maxRetries times, as haproxy's
+// "retries 3" with "option redispatch".
 type roundTripper struct{}
 
+const maxRetries = 3
+
 func (roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
-	return exchangeFrom(r.Context()).route.transport.RoundTrip(r)
+	x := exchangeFrom(r.Context())
+	resp, err := x.route.transport.RoundTrip(r)
+	tried := []*Member{x.member}
+	for n := 0; err != nil && n < maxRetries && isDialError(err) && (r.Body == nil || r.Body == http.NoBody) && r.Context().Err() == nil; n++ {
+		next := x.pool.nextExcluding(x.ci.clientIP, tried)
+		if next == nil {
+			break
+		}
+		x.member.errors("connect").Inc()
+		x.pool.retries.Inc()
+		next.state.active.Add(1)
+		x.member.state.active.Add(-1)
+		x.member = next
+		tried = append(tried, next)
+		r.URL.Host = next.Addr
+		resp, err = x.route.transport.RoundTrip(r)
+	}
+	return resp, err
 }
 
 // deadline re-arms a connection deadline at most every timeout/8.

@@ -1,0 +1,171 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// Session persistence modes, as Octavia names them.
+const (
+	PersistSourceIP   = "SOURCE_IP"
+	PersistHTTPCookie = "HTTP_COOKIE"
+	PersistAppCookie  = "APP_COOKIE"
+)
+
+// persistCookie is the cookie terminator inserts for HTTP_COOKIE, as
+// Octavia's haproxy configuration does ("cookie SRV insert indirect nocache").
+const persistCookie = "SRV"
+
+// stickTableSize bounds a pool's stick table, as haproxy_stick_size (10k).
+const stickTableSize = 10240
+
+// stickTable maps a persistence key (client address, application cookie)
+// to a member address. It lives in States, so a reload keeps it.
+type stickTable struct {
+	mu sync.Mutex // guards m
+	m  map[string]string
+}
+
+func (t *stickTable) get(k string) (string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	v, ok := t.m[k]
+	return v, ok
+}
+
+func (t *stickTable) put(k, addr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.m[k]; !ok && len(t.m) >= stickTableSize {
+		for old := range t.m { // evict an arbitrary entry
+			delete(t.m, old)
+			break
+		}
+	}
+	t.m[k] = addr
+}
+
+// table returns the pool's stick table, created on first use.
+func (s *States) table(pool string) *stickTable {
+	if s == nil {
+		return &stickTable{m: map[string]string{}}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tables == nil {
+		s.tables = map[string]*stickTable{}
+	}
+	t, ok := s.tables[pool]
+	if !ok {
+		t = &stickTable{m: map[string]string{}}
+		s.tables[pool] = t
+	}
+	return t
+}
+
+// memberCookie is the HTTP_COOKIE value for a member: its id, or a short
+// hash of its address (stable across reloads and instances).
+func memberCookie(id, addr string) string {
+	if id != "" {
+		return id
+	}
+	sum := sha256.Sum256([]byte(addr))
+	return hex.EncodeToString(sum[:8])
+}
+
+// Select returns the member for r: the persisted one while it can take
+// traffic, else the algorithm's choice (remembered for SOURCE_IP).
+func (p *Pool) Select(r *http.Request, client string) *Member {
+	switch p.persistence {
+	case PersistSourceIP:
+		if addr, ok := p.table.get(client); ok {
+			if m := p.byAddr[addr]; m.available() {
+				return m
+			}
+		}
+		m := p.Next(client)
+		if m != nil {
+			p.table.put(client, m.Addr)
+		}
+		return m
+	case PersistHTTPCookie:
+		if v, ok := requestCookie(r, persistCookie); ok {
+			if m := p.byCookie[v]; m.available() {
+				return m
+			}
+		}
+	case PersistAppCookie:
+		if v, ok := requestCookie(r, p.cookieName); ok {
+			if addr, ok := p.table.get(v); ok {
+				if m := p.byAddr[addr]; m.available() {
+					return m
+				}
+			}
+		}
+	}
+	return p.Next(client)
+}
+
+// persistResponse applies persistence to a member's response: HTTP_COOKIE
+// inserts terminator's cookie unless the client already sent it (indirect)
+// and marks the response private (nocache); APP_COOKIE learns the
+// application's cookie value.
+func (p *Pool) persistResponse(resp *http.Response, m *Member) {
+	switch p.persistence {
+	case PersistHTTPCookie:
+		if v, ok := requestCookie(resp.Request, persistCookie); ok && v == m.cookie {
+			return
+		}
+		resp.Header.Add("Set-Cookie", persistCookie+"="+m.cookie+"; Path=/")
+		if resp.Header.Get("Cache-Control") == "" {
+			resp.Header.Set("Cache-Control", "private")
+		}
+	case PersistAppCookie:
+		for _, c := range resp.Cookies() {
+			if c.Name == p.cookieName && c.Value != "" {
+				p.table.put(c.Value, m.Addr)
+			}
+		}
+	}
+}
+
+// stripPersistCookie removes terminator's own cookie from the request
+// forwarded to the member ("indirect": the application never sees it).
+func stripPersistCookie(h http.Header) {
+	lines := h["Cookie"]
+	if len(lines) == 0 {
+		return
+	}
+	out := lines[:0:0]
+	for _, line := range lines {
+		var kept []string
+		for _, part := range strings.Split(line, ";") {
+			if k, _, _ := strings.Cut(strings.TrimSpace(part), "="); k != persistCookie {
+				kept = append(kept, strings.TrimSpace(part))
+			}
+		}
+		if len(kept) > 0 {
+			out = append(out, strings.Join(kept, "; "))
+		}
+	}
+	if len(out) == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	h["Cookie"] = out
+}
+
+func requestCookie(r *http.Request, name string) (string, bool) {
+	if r == nil {
+		return "", false
+	}
+	for _, line := range r.Header["Cookie"] {
+		if v, ok := cookieValue(line, name); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
