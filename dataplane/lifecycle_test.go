@@ -241,3 +241,38 @@ func TestParseTicketKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownBoundsOldGenerations: a reload that changes the client
+// timeout leaves the old server draining a long request; shutdown must
+// still end within its own deadline.
+func TestShutdownBoundsOldGenerations(t *testing.T) {
+	h := newHarness(t)
+	h.cert("site.pem", "site.example")
+	release := make(chan struct{})
+	defer close(release)
+	started := make(chan struct{}, 1)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer backend.Close()
+	h.mustApply(oneListener("    timeout_client_data: 20000", member(t, backend.URL)))
+	c := h.client("site.example", false)
+	go func() {
+		if resp, err := c.Get("https://" + h.addr("127.0.0.1:0") + "/"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-started
+	h.mustApply(oneListener("    timeout_client_data: 30000", member(t, backend.URL))) // a new server generation
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_ = h.plane.Shutdown(ctx)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("shutdown took %v with a 300ms deadline: an old generation was not bounded", d)
+	}
+}

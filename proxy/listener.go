@@ -48,11 +48,12 @@ type Listener struct {
 	// serving counts the http.Server goroutines of every generation.
 	serving sync.WaitGroup
 
-	mu       sync.Mutex // guards gen, params and closed
+	mu       sync.Mutex // guards gen, params, closed and old
 	gen      *generation
 	params   serverParams
 	closed   bool
-	draining sync.WaitGroup // old generations still draining
+	old      map[*generation]bool // replaced generations still draining
+	draining sync.WaitGroup       // their drain goroutines
 }
 
 // generation is one http.Server over the listener's accepted connections.
@@ -118,12 +119,21 @@ func (l *Listener) Update(r *Route) {
 	old := l.gen
 	l.params = r.serverParams()
 	l.gen = l.startGeneration(l.params)
+	if l.old == nil {
+		l.old = map[*generation]bool{}
+	}
+	l.old[old] = true
 	l.draining.Add(1)
 	go func() {
 		defer l.draining.Done()
+		// Connections of the old server finish their requests; idle ones
+		// are closed. Shutdown cuts this short if it comes first.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		l.stopGeneration(ctx, old)
+		l.mu.Lock()
+		delete(l.old, old)
+		l.mu.Unlock()
 	}()
 }
 
@@ -142,14 +152,20 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	}
 	l.closed = true
 	gen := l.gen
+	var old []*generation
+	for g := range l.old {
+		old = append(old, g)
+	}
 	l.mu.Unlock()
 
 	l.cancel()
 	l.limit.close()
 	err := l.ln.Close()
 	l.wg.Wait() // accept loop and handshakes are done
-	if e := l.stopGeneration(ctx, gen); e != nil {
-		err = e
+	for _, g := range append(old, gen) {
+		if e := l.stopGeneration(ctx, g); e != nil {
+			err = e
+		}
 	}
 	l.draining.Wait()
 	l.serving.Wait()
