@@ -59,8 +59,8 @@ func build(ctx context.Context, cfg *config.Config, mgr certs.Manager, states *p
 		if !l.Enabled() {
 			continue
 		}
-		ls, err := b.listener(i, l, cfg, pools, now)
-		if err != nil {
+		ls, ok := b.listener(i, l, cfg, pools, now)
+		if !ok {
 			continue // recorded in b.errs
 		}
 		snap.Listeners = append(snap.Listeners, ls)
@@ -143,7 +143,9 @@ func (b *builder) errorf(path, format string, args ...any) {
 	b.errs = append(b.errs, config.Problem{Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
-func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools map[string]*proxy.Pool, now time.Time) (ListenerSnapshot, error) {
+// listener builds one listener's part of the snapshot; on failure the
+// problems are in b.errs and ok is false.
+func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools map[string]*proxy.Pool, now time.Time) (ls ListenerSnapshot, ok bool) {
 	path := fmt.Sprintf("listeners[%d]", i)
 	route := &proxy.Route{
 		Listener:        l.Key(),
@@ -160,6 +162,28 @@ func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools 
 	if ref := l.PoolRef(); ref != "" {
 		route.Pool = pools[cfg.FindPool(ref).Key()]
 	}
+	router, err := proxy.CompileRouter(l7Specs(l, cfg, pools))
+	if err != nil {
+		b.errorf(path+".l7policies", "%v", err)
+		return ListenerSnapshot{}, false
+	}
+	route.Router = router
+	ls = ListenerSnapshot{Key: l.Key(), Bind: l.Bind, Route: route}
+	if l.Protocol != config.ProtocolTerminatedHTTPS {
+		return ls, true
+	}
+	before := len(b.errs)
+	tlsCfg, bundles := b.tlsConfig(path, l, now)
+	if len(b.errs) > before {
+		return ls, false
+	}
+	route.TLS = tlsCfg
+	ls.Bundles = bundles
+	return ls, true
+}
+
+// l7Specs converts a listener's enabled L7 policies and rules.
+func l7Specs(l *config.Listener, cfg *config.Config, pools map[string]*proxy.Pool) []proxy.PolicySpec {
 	var specs []proxy.PolicySpec
 	for _, pol := range l.L7Policies {
 		if !pol.Enabled() {
@@ -176,24 +200,7 @@ func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools 
 		}
 		specs = append(specs, spec)
 	}
-	router, err := proxy.CompileRouter(specs)
-	if err != nil {
-		b.errorf(path+".l7policies", "%v", err)
-		return ListenerSnapshot{}, b.errs
-	}
-	route.Router = router
-	ls := ListenerSnapshot{Key: l.Key(), Bind: l.Bind, Route: route}
-	if l.Protocol != config.ProtocolTerminatedHTTPS {
-		return ls, nil
-	}
-	before := len(b.errs)
-	tlsCfg, bundles := b.tlsConfig(path, l, now)
-	if len(b.errs) > before {
-		return ls, b.errs
-	}
-	route.TLS = tlsCfg
-	ls.Bundles = bundles
-	return ls, nil
+	return specs
 }
 
 func (b *builder) tlsConfig(path string, l *config.Listener, now time.Time) (*tls.Config, []*certs.Bundle) {
