@@ -199,6 +199,9 @@ type Member struct {
 	// member's own address and port.
 	MonitorAddress string `yaml:"monitor_address,omitempty" json:"monitor_address,omitempty"`
 	MonitorPort    int    `yaml:"monitor_port,omitempty" json:"monitor_port,omitempty"`
+	// MaxConnections caps the member's requests in progress (a terminator
+	// extension, haproxy's server maxconn); 0 is no cap.
+	MaxConnections int `yaml:"max_connections,omitempty" json:"max_connections,omitempty"`
 }
 
 // Key returns the listener's identity: its id, or its name when it has no id.

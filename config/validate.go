@@ -315,6 +315,9 @@ func (c *Config) validatePools(v *collector) {
 					v.errorf(mp("monitor_address"), "must be an IP address, not %q", m.MonitorAddress)
 				}
 			}
+			if m.MaxConnections < 0 {
+				v.errorf(mp("max_connections"), "must not be negative")
+			}
 			if m.MonitorPort < 0 || m.MonitorPort > 65535 {
 				v.errorf(mp("monitor_port"), "must be 1-65535, not %d", m.MonitorPort)
 			}

@@ -283,7 +283,7 @@ func buildPool(p *config.Pool, states *proxy.States, mx *metrics.Metrics) *proxy
 	for i, m := range p.Members {
 		specs[i] = proxy.MemberSpec{
 			ID: m.ID, Name: m.Name, Address: m.Address, Port: m.ProtocolPort,
-			Weight: *m.Weight, Backup: m.Backup, Enabled: m.Enabled(),
+			Weight: *m.Weight, Backup: m.Backup, Enabled: m.Enabled(), MaxConnections: m.MaxConnections,
 		}
 	}
 	spec := proxy.PoolSpec{Name: p.Key(), Algorithm: p.LBAlgorithm, Members: specs}

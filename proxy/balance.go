@@ -4,6 +4,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Load-balancing algorithms, by Octavia's names.
@@ -20,6 +21,63 @@ type MemberState struct {
 	active atomic.Int64
 	down   atomic.Bool  // a health monitor marked it DOWN
 	streak atomic.Int64 // consecutive results: >0 successes, <0 failures
+
+	// Passive detection (haproxy's observe/error-limit): consecutive
+	// connect failures or a burst of 5xx answers take the member out of
+	// rotation until passiveUntil (unix nanoseconds; 0: not out).
+	passiveUntil atomic.Int64
+	connFails    atomic.Int64
+	errWindow    atomic.Int64 // unix seconds of the current 5xx window
+	errCount     atomic.Int64
+}
+
+// Passive detection thresholds.
+const (
+	passiveConnectFailures = 3                // consecutive refused connections
+	passiveErrorBurst      = 10               // 5xx answers within passiveWindow
+	passiveWindow          = 10               // seconds
+	passiveHold            = 10 * time.Second // how long the member stays out
+)
+
+// unavailable reports whether the member is DOWN by health check or held
+// out by passive detection.
+func (s *MemberState) unavailable() bool {
+	if s.down.Load() {
+		return true
+	}
+	pu := s.passiveUntil.Load()
+	return pu != 0 && time.Now().UnixNano() < pu
+}
+
+// connectFailed records a refused or failed connection; it reports true
+// when the member is now held out.
+func (s *MemberState) connectFailed() bool {
+	if s.connFails.Add(1) >= passiveConnectFailures {
+		s.connFails.Store(0)
+		s.passiveUntil.Store(time.Now().Add(passiveHold).UnixNano())
+		return true
+	}
+	return false
+}
+
+// answered records a member's response status; it reports true when a
+// burst of 5xx answers holds the member out.
+func (s *MemberState) answered(status int) bool {
+	s.connFails.Store(0)
+	if status < 500 {
+		return false
+	}
+	now := time.Now().Unix()
+	if w := s.errWindow.Load(); now-w >= passiveWindow {
+		s.errWindow.Store(now)
+		s.errCount.Store(0)
+	}
+	if s.errCount.Add(1) >= passiveErrorBurst {
+		s.errCount.Store(0)
+		s.passiveUntil.Store(time.Now().Add(passiveHold).UnixNano())
+		return true
+	}
+	return false
 }
 
 // Down reports whether health checks marked the member DOWN.
@@ -105,7 +163,7 @@ func (p *Pool) leastConnections(ms []weighted) *Member {
 	best, bestScore := -1, math.MaxFloat64
 	for i := range ms {
 		w := ms[(start+i)%len(ms)]
-		if p.members[w.idx].state.down.Load() {
+		if !p.members[w.idx].takesNew() {
 			continue
 		}
 		score := float64(p.members[w.idx].state.active.Load()+1) / float64(w.weight)
@@ -128,7 +186,7 @@ func (p *Pool) sourceIP(ms []weighted, client string) *Member {
 	best, bestScore := -1, math.Inf(-1)
 	for _, w := range ms {
 		m := p.members[w.idx]
-		if m.state.down.Load() {
+		if !m.takesNew() {
 			continue // persistence yields to health: the next-best member takes the client
 		}
 		x := mix64(h ^ m.hash)

@@ -111,6 +111,9 @@ func (f *Forwarder) modifyResponse(resp *http.Response) error {
 		resp.Header.Set("Strict-Transport-Security", x.route.Headers.HSTS)
 	}
 	x.pool.persistResponse(resp, x.member)
+	if x.member.state.answered(resp.StatusCode) {
+		f.log.Warn("member held out for a burst of 5xx answers", "pool", x.pool.Name, "member", x.member.Name, "for", passiveHold)
+	}
 	x.member.requests[classIndex(resp.StatusCode)].Inc()
 	return nil
 }
@@ -136,6 +139,9 @@ func (f *Forwarder) errorHandler(w http.ResponseWriter, r *http.Request, err err
 		status, reason, msg = http.StatusBadGateway, "protocol", "the backend member failed to answer"
 	}
 	x.member.errors(reason).Inc()
+	if reason == "connect" && x.member.state.connectFailed() {
+		f.log.Warn("member held out after repeated connect failures", "pool", x.pool.Name, "member", x.member.Name, "for", passiveHold)
+	}
 	f.log.Warn("member failed", "listener", x.route.Listener, "member", x.member.Name, "addr", x.member.Addr, "reason", reason, "err", err)
 	writeError(w, status, msg)
 }

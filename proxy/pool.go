@@ -16,10 +16,11 @@ type Member struct {
 	Name string // for logs and metrics; the address when the config has none
 	Addr string // host:port
 
-	state   *MemberState // survives reloads
-	hash    uint64       // of Addr, for SOURCE_IP
-	cookie  string       // HTTP_COOKIE value
-	serving bool         // enabled with a weight above 0
+	state    *MemberState // survives reloads
+	hash     uint64       // of Addr, for SOURCE_IP
+	cookie   string       // HTTP_COOKIE value
+	serving  bool         // enabled with a weight above 0
+	maxConns int          // requests in progress at most; 0: no cap
 
 	requests [6]prometheus.Counter // by status class: 0 (no response), 1xx … 5xx
 	errors   func(reason string) prometheus.Counter
@@ -34,6 +35,9 @@ type MemberSpec struct {
 	Weight  int
 	Backup  bool
 	Enabled bool
+	// MaxConnections caps the member's requests in progress (haproxy's
+	// server maxconn); 0 is no cap.
+	MaxConnections int
 }
 
 // PoolSpec describes a pool for NewPool.
@@ -87,7 +91,7 @@ func NewPool(spec PoolSpec, states *States, mx *metrics.Metrics) *Pool {
 			label = addr
 		}
 		m := &Member{Name: label, Addr: addr, state: states.get(name, addr), hash: mix64(fnv64(addr)),
-			cookie: memberCookie(s.ID, addr), serving: s.Enabled && s.Weight > 0}
+			cookie: memberCookie(s.ID, addr), serving: s.Enabled && s.Weight > 0, maxConns: s.MaxConnections}
 		p.byAddr[addr], p.byCookie[m.cookie] = m, m
 		bindMember(mx, name, m)
 		p.members = append(p.members, m)
@@ -133,7 +137,7 @@ func (p *Pool) pick(ms []weighted, sched []int32, client string) *Member {
 	n := p.next.Add(1) - 1
 	for i := range uint64(len(sched)) {
 		m := p.members[sched[(n+i)%uint64(len(sched))]]
-		if !m.state.down.Load() {
+		if m.takesNew() {
 			return m
 		}
 	}
@@ -159,7 +163,12 @@ func (p *Pool) nextExcluding(client string, tried []*Member) *Member {
 
 // available reports whether m may take a new request (a nil m may not).
 func (m *Member) available() bool {
-	return m != nil && m.serving && !m.state.down.Load()
+	return m != nil && m.serving && m.takesNew()
+}
+
+// takesNew reports whether the member is up and below its connection cap.
+func (m *Member) takesNew() bool {
+	return !m.state.unavailable() && (m.maxConns <= 0 || m.state.active.Load() < int64(m.maxConns))
 }
 
 // Members returns every member of the pool, including those that take no

@@ -111,6 +111,7 @@ func (roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
 			break
 		}
 		x.member.errors("connect").Inc()
+		x.member.state.connectFailed()
 		x.pool.retries.Inc()
 		next.state.active.Add(1)
 		x.member.state.active.Add(-1)
