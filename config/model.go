@@ -130,7 +130,11 @@ type Listener struct {
 	ConnectionLimit      *int              `yaml:"connection_limit,omitempty" json:"connection_limit,omitempty"`
 	// AllowedCIDRs, if set, refuses connections from other source
 	// addresses at accept (Octavia enforces it with security groups).
-	AllowedCIDRs         []string `yaml:"allowed_cidrs,omitempty" json:"allowed_cidrs,omitempty"`
+	AllowedCIDRs []string `yaml:"allowed_cidrs,omitempty" json:"allowed_cidrs,omitempty"`
+	// ProxyProtocolFrom lists the sources (CIDRs) that must open each
+	// connection with a PROXY protocol v1 or v2 header, whose client address
+	// then counts; other sources may not send one (a terminator extension).
+	ProxyProtocolFrom    []string `yaml:"proxy_protocol_from,omitempty" json:"proxy_protocol_from,omitempty"`
 	HSTSMaxAge           *int     `yaml:"hsts_max_age,omitempty" json:"hsts_max_age,omitempty"`
 	HSTSIncludeSubdomain bool     `yaml:"hsts_include_subdomains,omitempty" json:"hsts_include_subdomains,omitempty"`
 	HSTSPreload          bool     `yaml:"hsts_preload,omitempty" json:"hsts_preload,omitempty"`

@@ -152,6 +152,11 @@ func (c *Config) validateListener(v *collector, i int, l *Listener) {
 			v.errorf(at(p("allowed_cidrs"), j, ""), "not a CIDR: %q", c)
 		}
 	}
+	for j, c := range l.ProxyProtocolFrom {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			v.errorf(at(p("proxy_protocol_from"), j, ""), "not a CIDR: %q", c)
+		}
+	}
 	if l.ConnectionLimit != nil && *l.ConnectionLimit < -1 {
 		v.errorf(p("connection_limit"), "must be -1 (default) or more, not %d", *l.ConnectionLimit)
 	}
@@ -264,8 +269,8 @@ func (c *Config) validatePools(v *collector) {
 		}
 		checkLen(v, p("name"), pl.Name)
 		switch pl.Protocol {
-		case ProtocolHTTP:
-		case "HTTPS", "PROXY", "PROXYV2", "TCP", "UDP", "SCTP":
+		case ProtocolHTTP, "PROXY", "PROXYV2":
+		case "HTTPS", "TCP", "UDP", "SCTP":
 			v.errorf(p("protocol"), "%s pools are not supported yet; use HTTP", pl.Protocol)
 		default:
 			v.errorf(p("protocol"), "unknown pool protocol %q", pl.Protocol)

@@ -159,6 +159,9 @@ func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools 
 	for _, c := range l.AllowedCIDRs {
 		route.Allowed = append(route.Allowed, netip.MustParsePrefix(c).Masked()) // validated
 	}
+	for _, c := range l.ProxyProtocolFrom {
+		route.ProxyFrom = append(route.ProxyFrom, netip.MustParsePrefix(c).Masked()) // validated
+	}
 	if ref := l.PoolRef(); ref != "" {
 		route.Pool = pools[cfg.FindPool(ref).Key()]
 	}
@@ -287,6 +290,12 @@ func buildPool(p *config.Pool, states *proxy.States, mx *metrics.Metrics) *proxy
 		}
 	}
 	spec := proxy.PoolSpec{Name: p.Key(), Algorithm: p.LBAlgorithm, Members: specs}
+	switch p.Protocol {
+	case "PROXY":
+		spec.ProxyVersion = 1
+	case "PROXYV2":
+		spec.ProxyVersion = 2
+	}
 	if sp := p.SessionPersistence; sp != nil {
 		spec.Persistence, spec.CookieName = sp.Type, sp.CookieName
 	}

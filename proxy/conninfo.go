@@ -12,6 +12,8 @@ import (
 // connInfo holds what every request on one client connection shares. It is
 // created once per connection by the server's ConnContext hook.
 type connInfo struct {
+	remote   net.Addr // the client (from a PROXY header when there was one)
+	local    net.Addr
 	clientIP string
 	port     string               // local port, haproxy's dst_port, for X-Forwarded-Port
 	proto    string               // "https" or "http", for X-Forwarded-Proto
@@ -53,7 +55,7 @@ func (ci *connInfo) dnField(field string) []string {
 type connInfoKey struct{}
 
 func newConnInfo(c net.Conn) *connInfo {
-	ci := &connInfo{proto: "http"}
+	ci := &connInfo{proto: "http", remote: c.RemoteAddr(), local: c.LocalAddr()}
 	if host, _, err := net.SplitHostPort(c.RemoteAddr().String()); err == nil {
 		ci.clientIP = host
 	} else {

@@ -22,6 +22,8 @@ func handshakeFailureReason(err error) string {
 	switch {
 	case errors.Is(err, errNotAllowed):
 		return "source_not_allowed"
+	case errors.Is(err, errProxyHeader):
+		return "proxy_header"
 	case errors.Is(err, sni.ErrUnknownServerName):
 		return "unknown_server_name"
 	case errors.Is(err, sni.ErrClientCertificate),

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pires/go-proxyproto"
+
 	"github.com/terminator-proxy/terminator/metrics"
 )
 
@@ -99,7 +101,7 @@ func NewListener(ln net.Listener, r *Route, o ListenerOptions) *Listener {
 }
 
 func (l *Listener) newRouteState(r *Route) *routeState {
-	return &routeState{Route: r, counters: newCounters(l.opts.Metrics, r.Listener), transport: l.opts.Forwarder.transportFor(r)}
+	return &routeState{Route: r, counters: newCounters(l.opts.Metrics, r.Listener), transport: l.opts.Forwarder.transportFor(r), upstreams: l.opts.Forwarder.upstreams}
 }
 
 // Addr is the bound address.
@@ -244,33 +246,52 @@ func (l *Listener) acceptLoop() {
 			continue
 		}
 		delay = 0
-		lc := &limitedConn{Conn: c, l: l.limit}
+		var lc net.Conn = &limitedConn{Conn: c, l: l.limit}
 		st := l.route.Load()
-		if !st.allows(c.RemoteAddr()) {
+		st.counters.connsTotal.Inc()
+		proxied := inPrefixes(st.ProxyFrom, c.RemoteAddr())
+		if !proxied && !st.allows(c.RemoteAddr()) {
 			l.recordHandshakeFailure(st, errNotAllowed)
 			_ = lc.Close()
 			continue
 		}
-		st.counters.connsTotal.Inc()
-		if st.TLS == nil {
+		if st.TLS == nil && !proxied {
 			l.deliver(lc)
 			continue
 		}
+		if proxied {
+			// The header is read in the connection's goroutine, never in
+			// the accept loop, so a silent client cannot stall accepts.
+			lc = proxyproto.NewConn(lc, proxyproto.WithPolicy(proxyproto.REQUIRE), proxyproto.SetReadHeaderTimeout(handshakeTimeout(st)))
+		}
 		l.wg.Add(1)
-		go l.handshake(lc, st)
+		go l.handshake(lc, st, proxied)
 	}
 }
 
 // handshake completes the TLS handshake before the HTTP server sees the
 // connection, so that failures are counted by reason and never reach the
 // server's error log one by one.
-func (l *Listener) handshake(c net.Conn, st *routeState) {
+func (l *Listener) handshake(c net.Conn, st *routeState, proxied bool) {
 	defer l.wg.Done()
-	timeout := st.ClientTimeout
-	if timeout <= 0 || timeout > defaultHandshakeTimeout {
-		timeout = defaultHandshakeTimeout
+	if proxied {
+		pc := c.(*proxyproto.Conn)
+		if pc.ProxyHeader() == nil { // reads it, bounded by the header timeout
+			l.recordHandshakeFailure(st, errProxyHeader)
+			_ = c.Close()
+			return
+		}
+		if !st.allows(pc.RemoteAddr()) {
+			l.recordHandshakeFailure(st, errNotAllowed)
+			_ = c.Close()
+			return
+		}
+		if st.TLS == nil {
+			l.deliver(c)
+			return
+		}
 	}
-	ctx, cancel := context.WithTimeout(l.ctx, timeout)
+	ctx, cancel := context.WithTimeout(l.ctx, handshakeTimeout(st))
 	defer cancel()
 	tc := tls.Server(c, l.base)
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -281,6 +302,18 @@ func (l *Listener) handshake(c net.Conn, st *routeState) {
 	l.recordHandshake(st, tc.ConnectionState())
 	l.deliver(tc)
 }
+
+// handshakeTimeout bounds a handshake (and a PROXY header): the client
+// timeout, never unbounded.
+func handshakeTimeout(st *routeState) time.Duration {
+	if t := st.ClientTimeout; t > 0 && t <= defaultHandshakeTimeout {
+		return t
+	}
+	return defaultHandshakeTimeout
+}
+
+// errProxyHeader marks connections from a PROXY source without a valid header.
+var errProxyHeader = errors.New("proxy: missing or invalid PROXY protocol header")
 
 // deliver hands a connection to the serving generation, or closes it when
 // the listener is shutting down.

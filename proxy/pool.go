@@ -48,6 +48,9 @@ type PoolSpec struct {
 	// Persistence is "", SOURCE_IP, HTTP_COOKIE or APP_COOKIE (with
 	// CookieName, the application's cookie).
 	Persistence, CookieName string
+	// ProxyVersion 1 or 2 sends a PROXY protocol header to members (pool
+	// protocol PROXY or PROXYV2); 0 sends none.
+	ProxyVersion byte
 }
 
 // Pool selects members by its algorithm. Selection allocates nothing:
@@ -64,6 +67,7 @@ type Pool struct {
 	next      atomic.Uint64
 
 	retries                 prometheus.Counter
+	proxyVersion            byte
 	persistence, cookieName string
 	table                   *stickTable        // SOURCE_IP and APP_COOKIE
 	byAddr, byCookie        map[string]*Member // for persistence lookups
@@ -74,7 +78,7 @@ type Pool struct {
 // come from states (nil: fresh ones); mx may be nil.
 func NewPool(spec PoolSpec, states *States, mx *metrics.Metrics) *Pool {
 	name := spec.Name
-	p := &Pool{Name: name, algorithm: spec.Algorithm, persistence: spec.Persistence, cookieName: spec.CookieName,
+	p := &Pool{Name: name, algorithm: spec.Algorithm, persistence: spec.Persistence, cookieName: spec.CookieName, proxyVersion: spec.ProxyVersion,
 		byAddr: map[string]*Member{}, byCookie: map[string]*Member{}}
 	if mx == nil {
 		mx = discard

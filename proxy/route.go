@@ -37,6 +37,8 @@ type Route struct {
 	// Allowed, if not empty, lists the source prefixes accepted; other
 	// connections are closed at accept.
 	Allowed []netip.Prefix
+	// ProxyFrom lists the sources that must send a PROXY protocol header.
+	ProxyFrom []netip.Prefix
 	// AccessLog writes one log line per request.
 	AccessLog bool
 }
@@ -55,6 +57,7 @@ type routeState struct {
 	*Route
 	counters  *counters
 	transport *http.Transport
+	upstreams *transports // for pools that need their own transport (PROXY)
 }
 
 // errNotAllowed marks connections refused by Allowed.
@@ -62,15 +65,16 @@ var errNotAllowed = errors.New("proxy: source address not in allowed_cidrs")
 
 // allows reports whether a connection from addr may be served.
 func (r *Route) allows(addr net.Addr) bool {
-	if len(r.Allowed) == 0 {
-		return true
-	}
+	return len(r.Allowed) == 0 || inPrefixes(r.Allowed, addr)
+}
+
+func inPrefixes(ps []netip.Prefix, addr net.Addr) bool {
 	ap, err := netip.ParseAddrPort(addr.String())
 	if err != nil {
 		return false
 	}
 	ip := ap.Addr().Unmap()
-	for _, p := range r.Allowed {
+	for _, p := range ps {
 		if p.Contains(ip) {
 			return true
 		}

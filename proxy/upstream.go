@@ -2,17 +2,24 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pires/go-proxyproto"
 )
 
 // upstreamKey identifies a transport: member connections are shared by
 // every route with the same connect and inactivity timeouts.
 type upstreamKey struct {
 	connect, idle time.Duration
+	// proxyVersion (1 or 2) sends a PROXY protocol header on each member
+	// connection; such connections carry one client's address, so they are
+	// never reused for another request.
+	proxyVersion byte
 }
 
 // transports holds one http.Transport per upstreamKey, created on first
@@ -37,13 +44,25 @@ func (t *transports) get(k upstreamKey) *http.Transport {
 		Proxy: nil, // never route member traffic through $HTTP_PROXY
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := dialer.DialContext(ctx, network, addr)
-			if err != nil || k.idle <= 0 {
-				return c, err
+			if err != nil {
+				return nil, err
+			}
+			if k.proxyVersion != 0 {
+				x := exchangeFrom(ctx)
+				h := proxyproto.HeaderProxyFromAddrs(k.proxyVersion, x.ci.remote, x.ci.local)
+				if _, err := h.WriteTo(c); err != nil {
+					c.Close()
+					return nil, fmt.Errorf("sending the PROXY header: %w", err)
+				}
+			}
+			if k.idle <= 0 {
+				return c, nil
 			}
 			tc := &idleTimeoutConn{Conn: c, idle: k.idle}
 			tc.extend()
 			return tc, nil
 		},
+		DisableKeepAlives:      k.proxyVersion != 0,
 		MaxIdleConnsPerHost:    t.maxIdle,
 		IdleConnTimeout:        90 * time.Second,
 		DisableCompression:     true, // pass Accept-Encoding through untouched
@@ -103,7 +122,11 @@ const maxRetries = 3
 
 func (roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
 	x := exchangeFrom(r.Context())
-	resp, err := x.route.transport.RoundTrip(r)
+	tr := x.route.transport
+	if x.pool.proxyVersion != 0 {
+		tr = x.route.upstreams.get(upstreamKey{connect: x.route.ConnectTimeout, idle: x.route.MemberTimeout, proxyVersion: x.pool.proxyVersion})
+	}
+	resp, err := tr.RoundTrip(r)
 	tried := []*Member{x.member}
 	for n := 0; err != nil && n < maxRetries && isDialError(err) && (r.Body == nil || r.Body == http.NoBody) && r.Context().Err() == nil; n++ {
 		next := x.pool.nextExcluding(x.ci.clientIP, tried)
@@ -118,7 +141,7 @@ func (roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
 		x.member = next
 		tried = append(tried, next)
 		r.URL.Host = next.Addr
-		resp, err = x.route.transport.RoundTrip(r)
+		resp, err = tr.RoundTrip(r)
 	}
 	return resp, err
 }
