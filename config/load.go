@@ -112,6 +112,9 @@ func (c *Config) ApplyDefaults() {
 		if p.LBAlgorithm == "" {
 			p.LBAlgorithm = AlgorithmRoundRobin
 		}
+		if p.TLSEnabled && p.TLSVersions == nil {
+			p.TLSVersions = []string{"TLSv1.2", "TLSv1.3"}
+		}
 		for j := range p.Members {
 			setDefault(&p.Members[j].Weight, 1)
 		}

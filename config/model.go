@@ -157,6 +157,17 @@ type Pool struct {
 	Protocol     string   `yaml:"protocol,omitempty" json:"protocol,omitempty"`
 	LBAlgorithm  string   `yaml:"lb_algorithm,omitempty" json:"lb_algorithm,omitempty"`
 	Members      []Member `yaml:"members,omitempty" json:"members,omitempty"`
+	// TLSEnabled re-encrypts to members: CATLSContainerRef (and
+	// CRLContainerRef) verify them, TLSContainerRef is terminator's client
+	// certificate; without a CA members are not verified (haproxy's
+	// "verify none").
+	TLSEnabled        bool     `yaml:"tls_enabled,omitempty" json:"tls_enabled,omitempty"`
+	TLSContainerRef   string   `yaml:"tls_container_ref,omitempty" json:"tls_container_ref,omitempty"`
+	CATLSContainerRef string   `yaml:"ca_tls_container_ref,omitempty" json:"ca_tls_container_ref,omitempty"`
+	CRLContainerRef   string   `yaml:"crl_container_ref,omitempty" json:"crl_container_ref,omitempty"`
+	TLSVersions       []string `yaml:"tls_versions,omitempty" json:"tls_versions,omitempty"`
+	TLSCiphers        string   `yaml:"tls_ciphers,omitempty" json:"tls_ciphers,omitempty"`
+	ALPNProtocols     []string `yaml:"alpn_protocols,omitempty" json:"alpn_protocols,omitempty"`
 	// SessionPersistence keeps a client on one member (while it is up).
 	SessionPersistence *SessionPersistence `yaml:"session_persistence,omitempty" json:"session_persistence,omitempty"`
 	// HealthMonitor, if set, checks every member actively.

@@ -285,6 +285,7 @@ func (c *Config) validatePools(v *collector) {
 		if pl.HealthMonitor != nil {
 			validateMonitor(v, p("healthmonitor"), pl.HealthMonitor)
 		}
+		validatePoolTLS(v, p, pl)
 		if sp := pl.SessionPersistence; sp != nil {
 			switch sp.Type {
 			case "SOURCE_IP", "HTTP_COOKIE":
@@ -568,5 +569,41 @@ func validateRule(v *collector, path string, r *L7Rule, tlsListener bool) {
 	}
 	if strings.HasPrefix(r.Type, "SSL_") && !tlsListener {
 		v.errorf(path+".type", "%s rules are only allowed on TERMINATED_HTTPS listeners", r.Type)
+	}
+}
+
+func validatePoolTLS(v *collector, p func(string) string, pl *Pool) {
+	refs := []struct{ field, ref string }{
+		{"tls_container_ref", pl.TLSContainerRef}, {"ca_tls_container_ref", pl.CATLSContainerRef}, {"crl_container_ref", pl.CRLContainerRef},
+	}
+	for _, r := range refs {
+		if r.ref == "" {
+			continue
+		}
+		if !pl.TLSEnabled {
+			v.errorf(p(r.field), "is only used with tls_enabled: true")
+			continue
+		}
+		checkRef(v, p(r.field), r.ref)
+	}
+	if pl.CRLContainerRef != "" && pl.CATLSContainerRef == "" {
+		v.errorf(p("crl_container_ref"), "requires ca_tls_container_ref")
+	}
+	if !pl.TLSEnabled {
+		return
+	}
+	if _, _, err := ParseTLSVersions(pl.TLSVersions); err != nil {
+		v.errorf(p("tls_versions"), "%v", err)
+	}
+	if pl.TLSCiphers != "" {
+		if _, _, err := ParseCiphers(pl.TLSCiphers); err != nil {
+			v.errorf(p("tls_ciphers"), "%v", err)
+		}
+	}
+	if len(pl.ALPNProtocols) > 0 && !slices.Contains(pl.ALPNProtocols, "http/1.1") {
+		v.errorf(p("alpn_protocols"), "terminator speaks HTTP/1.1 to members; include http/1.1")
+	}
+	if pl.CATLSContainerRef == "" {
+		v.warnf(p("ca_tls_container_ref"), "not set: member certificates are not verified (haproxy's verify none)")
 	}
 }

@@ -2,7 +2,11 @@ package dataplane
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -52,7 +56,7 @@ func build(ctx context.Context, cfg *config.Config, mgr certs.Manager, states *p
 	snap := &Snapshot{Config: cfg}
 	pools := map[string]*proxy.Pool{}
 	for i := range cfg.Pools {
-		pools[cfg.Pools[i].Key()] = buildPool(&cfg.Pools[i], states, mx)
+		pools[cfg.Pools[i].Key()] = b.pool(i, &cfg.Pools[i], states, mx)
 	}
 	for i := range cfg.Listeners {
 		l := &cfg.Listeners[i]
@@ -135,6 +139,13 @@ func (b *builder) fetchAll(ctx context.Context, cfg *config.Config) {
 		}
 		want(l.ClientCATLSContainerRef, true)
 		want(l.ClientCRLContainerRef, true)
+	}
+	for i := range cfg.Pools {
+		if p := &cfg.Pools[i]; p.TLSEnabled {
+			want(p.TLSContainerRef, false)
+			want(p.CATLSContainerRef, true)
+			want(p.CRLContainerRef, true)
+		}
 	}
 	wg.Wait()
 }
@@ -281,7 +292,7 @@ func (b *builder) bundle(path, ref string, now time.Time) *certs.Bundle {
 	return f.bundle
 }
 
-func buildPool(p *config.Pool, states *proxy.States, mx *metrics.Metrics) *proxy.Pool {
+func (b *builder) pool(i int, p *config.Pool, states *proxy.States, mx *metrics.Metrics) *proxy.Pool {
 	specs := make([]proxy.MemberSpec, len(p.Members))
 	for i, m := range p.Members {
 		specs[i] = proxy.MemberSpec{
@@ -299,7 +310,83 @@ func buildPool(p *config.Pool, states *proxy.States, mx *metrics.Metrics) *proxy
 	if sp := p.SessionPersistence; sp != nil {
 		spec.Persistence, spec.CookieName = sp.Type, sp.CookieName
 	}
+	if p.TLSEnabled {
+		spec.TLS, spec.TLSKey = b.poolTLS(fmt.Sprintf("pools[%d]", i), p)
+	}
 	return proxy.NewPool(spec, states, mx)
 }
 
 func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+// poolTLS builds a re-encrypting pool's client config and a key naming its
+// content. Members are verified against the pool's CA (chain, serverAuth,
+// CRL) when it has one, in VerifyConnection; the host name is not checked,
+// members being addressed by IP.
+func (b *builder) poolTLS(path string, p *config.Pool) (*tls.Config, string) {
+	key := sha256.New()
+	fmt.Fprintf(key, "%s\x00%v\x00%s\x00", p.Key(), p.TLSVersions, p.TLSCiphers)
+	cfg := &tls.Config{NextProtos: []string{"http/1.1"}, InsecureSkipVerify: true} //nolint:gosec // verified below when a CA is set
+	var err error
+	if cfg.MinVersion, cfg.MaxVersion, err = config.ParseTLSVersions(p.TLSVersions); err != nil {
+		b.errorf(path+".tls_versions", "%v", err)
+	}
+	if p.TLSCiphers != "" {
+		if cfg.CipherSuites, _, err = config.ParseCiphers(p.TLSCiphers); err != nil {
+			b.errorf(path+".tls_ciphers", "%v", err)
+		}
+	}
+	if ref := p.TLSContainerRef; ref != "" {
+		if f := b.bundles[ref]; f.err != nil {
+			b.errorf(path+".tls_container_ref", "%v", f.err)
+		} else {
+			cfg.Certificates = []tls.Certificate{*f.bundle.TLS}
+			key.Write(f.bundle.Leaf.Raw)
+		}
+	}
+	if ref := p.CATLSContainerRef; ref != "" {
+		f := b.secrets[ref]
+		cas, err := certs.ParseCABundle(ref, f.data)
+		if f.err != nil {
+			err = f.err
+		}
+		if err != nil {
+			b.errorf(path+".ca_tls_container_ref", "%v", err)
+			return nil, ""
+		}
+		key.Write(f.data)
+		var revoked *certs.Revocations
+		if crlRef := p.CRLContainerRef; crlRef != "" {
+			cf := b.secrets[crlRef]
+			if cf.err != nil {
+				b.errorf(path+".crl_container_ref", "%v", cf.err)
+			} else if revoked, err = certs.ParseCRL(crlRef, cf.data, cas); err != nil {
+				b.errorf(path+".crl_container_ref", "%v", err)
+			}
+			key.Write(cf.data)
+		}
+		roots := x509.NewCertPool()
+		for _, ca := range cas {
+			roots.AddCert(ca)
+		}
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("member presented no certificate")
+			}
+			opts := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+			for _, c := range cs.PeerCertificates[1:] {
+				opts.Intermediates.AddCert(c)
+			}
+			chains, err := cs.PeerCertificates[0].Verify(opts)
+			if err != nil {
+				return fmt.Errorf("member certificate: %w", err)
+			}
+			for _, c := range chains[0] {
+				if revoked.IsRevoked(c) {
+					return fmt.Errorf("member certificate %q is revoked", c.Subject.CommonName)
+				}
+			}
+			return nil
+		}
+	}
+	return cfg, hex.EncodeToString(key.Sum(nil))
+}

@@ -1,6 +1,7 @@
 package dataplane_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -78,11 +79,45 @@ func TestHealthMonitorTransitions(t *testing.T) {
 	if v := promtest.ToFloat64(h.mx.MemberStatus.WithLabelValues("app", "127.0.0.1:"+portOf(t, b.URL), "DOWN")); v != 1 {
 		t.Fatalf("member_status{DOWN} = %v", v)
 	}
-	h.mustApply(yaml) // a reload keeps b DOWN: no request may reach it
-	for range 10 {
-		if got := who(); got != "a" {
-			t.Fatalf("after a reload a DOWN member served (%s)", got)
+	// Reloads under load keep b DOWN: no request may reach it, none may fail.
+	stop := make(chan struct{})
+	var loopErr atomic.Value
+	var served atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		lc := h.client("site.example", true)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			resp, err := lc.Get(url)
+			if err != nil {
+				loopErr.Store(err.Error())
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != "a" {
+				loopErr.Store(fmt.Sprintf("status %d from %q", resp.StatusCode, b))
+				return
+			}
+			served.Add(1)
 		}
+	}()
+	for range 5 {
+		h.mustApply(yaml)
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	<-done
+	if e := loopErr.Load(); e != nil {
+		t.Fatalf("during reloads: %v", e)
+	}
+	if served.Load() == 0 {
+		t.Fatal("the client loop sent nothing")
 	}
 	aHealthy.Store(false)
 	only("spare", 4*time.Second) // no primary up: the backup takes over

@@ -168,6 +168,13 @@ func (p *Plane) apply(ctx context.Context, cfg *config.Config) error {
 	p.tickets = tickets
 	p.current.Store(snap)
 	p.states.Retain(memberAddrs(cfg))
+	tlsKeys := map[string]bool{}
+	for _, ls := range snap.Listeners {
+		for _, pol := range poolsOf(ls.Route) {
+			tlsKeys[pol.TLSKey()] = true
+		}
+	}
+	p.forwarder.RetainTLS(tlsKeys)
 	p.restartChecksLocked(cfg)
 	p.publish(snap)
 	return nil
@@ -243,4 +250,13 @@ func memberAddrs(cfg *config.Config) map[string][]string {
 		}
 	}
 	return out
+}
+
+// poolsOf lists the pools a route can send to.
+func poolsOf(r *proxy.Route) []*proxy.Pool {
+	var out []*proxy.Pool
+	if r.Pool != nil {
+		out = append(out, r.Pool)
+	}
+	return append(out, r.Router.Pools()...)
 }

@@ -60,8 +60,15 @@ func (f *Forwarder) CloseIdle() { f.upstreams.closeIdle() }
 
 // transportFor returns the member transport for a route's timeouts.
 func (f *Forwarder) transportFor(r *Route) *http.Transport {
-	return f.upstreams.get(upstreamKey{connect: r.ConnectTimeout, idle: r.MemberTimeout})
+	return f.upstreams.get(upstreamKey{connect: r.ConnectTimeout, idle: r.MemberTimeout}, nil)
 }
+
+// RetainTLS drops member transports whose TLS settings (by key) no pool
+// uses any more. Call it after each reload with the keys in use.
+func (f *Forwarder) RetainTLS(keys map[string]bool) { f.upstreams.retainTLS(keys) }
+
+// TLSKey returns the pool's TLS identity ("" without re-encryption).
+func (p *Pool) TLSKey() string { return p.tlsKey }
 
 // exchange is one request's forwarding state, reached from the outbound
 // request's context.
@@ -98,6 +105,9 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, st *routeSta
 func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	x := exchangeFrom(pr.In.Context())
 	pr.Out.URL.Scheme = "http"
+	if x.pool.tls != nil {
+		pr.Out.URL.Scheme = "https"
+	}
 	pr.Out.URL.Host = x.member.Addr
 	x.route.Headers.apply(pr.Out.Header, pr.In.Header, x.ci)
 	if x.pool.persistence == PersistHTTPCookie {

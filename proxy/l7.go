@@ -79,6 +79,20 @@ func CompileRouter(policies []PolicySpec) (*Router, error) {
 	return r, nil
 }
 
+// Pools returns the pools the router's policies send to.
+func (r *Router) Pools() []*Pool {
+	if r == nil {
+		return nil
+	}
+	var out []*Pool
+	for _, p := range r.policies {
+		if p.Pool != nil {
+			out = append(out, p.Pool)
+		}
+	}
+	return out
+}
+
 // match returns the first policy whose rules all match, or nil.
 func (r *Router) match(req *http.Request, ci *connInfo) *compiledPolicy {
 	if r == nil {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"net"
 	"slices"
 	"strconv"
@@ -51,6 +52,12 @@ type PoolSpec struct {
 	// ProxyVersion 1 or 2 sends a PROXY protocol header to members (pool
 	// protocol PROXY or PROXYV2); 0 sends none.
 	ProxyVersion byte
+	// TLS, if set, re-encrypts to members with this client config (its
+	// ServerName is set per connection to the client's SNI). TLSKey
+	// identifies its content, so member connections are shared by every
+	// snapshot with the same settings.
+	TLS    *tls.Config
+	TLSKey string
 }
 
 // Pool selects members by its algorithm. Selection allocates nothing:
@@ -68,6 +75,8 @@ type Pool struct {
 
 	retries                 prometheus.Counter
 	proxyVersion            byte
+	tls                     *tls.Config
+	tlsKey                  string
 	persistence, cookieName string
 	table                   *stickTable        // SOURCE_IP and APP_COOKIE
 	byAddr, byCookie        map[string]*Member // for persistence lookups
@@ -78,7 +87,7 @@ type Pool struct {
 // come from states (nil: fresh ones); mx may be nil.
 func NewPool(spec PoolSpec, states *States, mx *metrics.Metrics) *Pool {
 	name := spec.Name
-	p := &Pool{Name: name, algorithm: spec.Algorithm, persistence: spec.Persistence, cookieName: spec.CookieName, proxyVersion: spec.ProxyVersion,
+	p := &Pool{Name: name, algorithm: spec.Algorithm, persistence: spec.Persistence, cookieName: spec.CookieName, proxyVersion: spec.ProxyVersion, tls: spec.TLS, tlsKey: spec.TLSKey,
 		byAddr: map[string]*Member{}, byCookie: map[string]*Member{}}
 	if mx == nil {
 		mx = discard

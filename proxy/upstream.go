@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,6 +21,8 @@ type upstreamKey struct {
 	// connection; such connections carry one client's address, so they are
 	// never reused for another request.
 	proxyVersion byte
+	// tlsKey identifies the TLS settings of a re-encrypting pool ("": none).
+	tlsKey string
 }
 
 // transports holds one http.Transport per upstreamKey, created on first
@@ -32,7 +35,7 @@ type transports struct {
 	dialOpts net.Dialer
 }
 
-func (t *transports) get(k upstreamKey) *http.Transport {
+func (t *transports) get(k upstreamKey, tlsCfg *tls.Config) *http.Transport {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if tr, ok := t.byKey[k]; ok {
@@ -40,28 +43,29 @@ func (t *transports) get(k upstreamKey) *http.Transport {
 	}
 	dialer := t.dialOpts
 	dialer.Timeout = k.connect
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if k.proxyVersion != 0 {
+			x := exchangeFrom(ctx)
+			h := proxyproto.HeaderProxyFromAddrs(k.proxyVersion, x.ci.remote, x.ci.local)
+			if _, err := h.WriteTo(c); err != nil {
+				c.Close()
+				return nil, fmt.Errorf("sending the PROXY header: %w", err)
+			}
+		}
+		if k.idle <= 0 {
+			return c, nil
+		}
+		tc := &idleTimeoutConn{Conn: c, idle: k.idle}
+		tc.extend()
+		return tc, nil
+	}
 	tr := &http.Transport{
-		Proxy: nil, // never route member traffic through $HTTP_PROXY
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dialer.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			if k.proxyVersion != 0 {
-				x := exchangeFrom(ctx)
-				h := proxyproto.HeaderProxyFromAddrs(k.proxyVersion, x.ci.remote, x.ci.local)
-				if _, err := h.WriteTo(c); err != nil {
-					c.Close()
-					return nil, fmt.Errorf("sending the PROXY header: %w", err)
-				}
-			}
-			if k.idle <= 0 {
-				return c, nil
-			}
-			tc := &idleTimeoutConn{Conn: c, idle: k.idle}
-			tc.extend()
-			return tc, nil
-		},
+		Proxy:                  nil, // never route member traffic through $HTTP_PROXY
+		DialContext:            dial,
 		DisableKeepAlives:      k.proxyVersion != 0,
 		MaxIdleConnsPerHost:    t.maxIdle,
 		IdleConnTimeout:        90 * time.Second,
@@ -69,8 +73,40 @@ func (t *transports) get(k upstreamKey) *http.Transport {
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: 64 << 10,
 	}
+	if tlsCfg != nil {
+		// Our own TLS dial: SNI is the client's, per connection.
+		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			cfg := tlsCfg.Clone() // per member connection, not per request
+			if x := exchangeFrom(ctx); x != nil && x.ci.tls != nil {
+				cfg.ServerName = x.ci.tls.ServerName
+			}
+			tc := tls.Client(c, cfg)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				c.Close()
+				return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("TLS to member: %w", err)}
+			}
+			return tc, nil
+		}
+	}
 	t.byKey[k] = tr
 	return tr
+}
+
+// retainTLS closes and forgets the transports of TLS settings no snapshot
+// uses any more, so changing a pool's certificates does not leak them.
+func (t *transports) retainTLS(keep map[string]bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, tr := range t.byKey {
+		if k.tlsKey != "" && !keep[k.tlsKey] {
+			tr.CloseIdleConnections()
+			delete(t.byKey, k)
+		}
+	}
 }
 
 func (t *transports) closeIdle() {
@@ -123,8 +159,8 @@ const maxRetries = 3
 func (roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
 	x := exchangeFrom(r.Context())
 	tr := x.route.transport
-	if x.pool.proxyVersion != 0 {
-		tr = x.route.upstreams.get(upstreamKey{connect: x.route.ConnectTimeout, idle: x.route.MemberTimeout, proxyVersion: x.pool.proxyVersion})
+	if x.pool.proxyVersion != 0 || x.pool.tls != nil {
+		tr = x.route.upstreams.get(upstreamKey{connect: x.route.ConnectTimeout, idle: x.route.MemberTimeout, proxyVersion: x.pool.proxyVersion, tlsKey: x.pool.tlsKey}, x.pool.tls)
 	}
 	resp, err := tr.RoundTrip(r)
 	tried := []*Member{x.member}
