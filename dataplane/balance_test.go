@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -75,5 +76,58 @@ func TestAlgorithmsEndToEnd(t *testing.T) {
 		if got := body(); got != first {
 			t.Fatalf("request %d from the same client went to %q, first to %q", i, got, first)
 		}
+	}
+}
+
+// TestDrainMemberFinishesInFlight: admin_state_up false takes a member
+// out for new requests while its request in progress completes.
+func TestDrainMemberFinishesInFlight(t *testing.T) {
+	h := newHarness(t)
+	h.cert("site.pem", "site.example")
+	started := make(chan string, 2)
+	mk := func(name string) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/slow" {
+				started <- name
+				time.Sleep(400 * time.Millisecond)
+			}
+			io.WriteString(w, name)
+		}))
+	}
+	a, b := mk("a"), mk("b")
+	defer a.Close()
+	defer b.Close()
+	cfg := func(drained string) string {
+		m := func(name string, srv *httptest.Server) string {
+			if name == drained {
+				return strings.TrimSuffix(member(t, srv.URL), "}") + ", admin_state_up: false}"
+			}
+			return member(t, srv.URL)
+		}
+		return oneListener("", m("a", a)+", "+m("b", b))
+	}
+	h.mustApply(cfg(""))
+	url := "https://" + h.addr("127.0.0.1:0")
+	c := h.client("site.example", false)
+	get := func(path string) string {
+		resp, err := c.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	done := make(chan string, 1)
+	go func() { done <- get("/slow") }()
+	busy := <-started
+	h.mustApply(cfg(busy)) // drain the member while its request runs
+	for range 5 {
+		if got := get("/"); got == busy {
+			t.Fatalf("the drained member %s took a new request", busy)
+		}
+	}
+	if got := <-done; got != busy {
+		t.Fatalf("the in-flight request on the drained member got %q, want %q", got, busy)
 	}
 }

@@ -323,3 +323,30 @@ func TestAllowedCIDRs(t *testing.T) {
 		t.Fatalf("refusals counted %v, want 1", v)
 	}
 }
+
+// TestConnectionLimitRefusesAfterWaiting: with no slot freed, the excess
+// connection is refused once the queue wait (timeout_member_connect) ends.
+func TestConnectionLimitRefusesAfterWaiting(t *testing.T) {
+	h := newHarness(t)
+	h.cert("site.pem", "site.example")
+	h.mustApply(oneListener("    connection_limit: 1\n    timeout_member_connect: 300", "{address: 127.0.0.1, protocol_port: 9}"))
+	addr := h.addr("127.0.0.1:0")
+	cfg := &tls.Config{RootCAs: tu.Pool(h.ca), ServerName: "site.example"}
+	first, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	start := time.Now()
+	second, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	if err == nil {
+		second.Close()
+		t.Fatal("a connection over connection_limit was served")
+	}
+	if d := time.Since(start); d < 250*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("refused after %v; want after the 300ms queue wait", d)
+	}
+	if v := promtest.ToFloat64(h.mx.HandshakeFailures.WithLabelValues("web", "connection_limit")); v != 1 {
+		t.Fatalf("connection_limit refusals counted %v", v)
+	}
+}

@@ -24,6 +24,8 @@ func handshakeFailureReason(err error) string {
 		return "source_not_allowed"
 	case errors.Is(err, errProxyHeader):
 		return "proxy_header"
+	case errors.Is(err, errConnectionLimit):
+		return "connection_limit"
 	case errors.Is(err, sni.ErrUnknownServerName):
 		return "unknown_server_name"
 	case errors.Is(err, sni.ErrClientCertificate),

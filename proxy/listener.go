@@ -227,12 +227,8 @@ func (l *Listener) acceptLoop() {
 	defer l.wg.Done()
 	var delay time.Duration
 	for {
-		if !l.limit.acquire() {
-			return
-		}
 		c, err := l.ln.Accept()
 		if err != nil {
-			l.limit.release()
 			if l.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -246,27 +242,60 @@ func (l *Listener) acceptLoop() {
 			continue
 		}
 		delay = 0
-		var lc net.Conn = &limitedConn{Conn: c, l: l.limit}
 		st := l.route.Load()
 		st.counters.connsTotal.Inc()
-		proxied := inPrefixes(st.ProxyFrom, c.RemoteAddr())
-		if !proxied && !st.allows(c.RemoteAddr()) {
-			l.recordHandshakeFailure(st, errNotAllowed)
-			_ = lc.Close()
+		if !l.limit.acquire(0) {
+			// Over connection_limit: wait for a slot off the accept loop,
+			// then serve or refuse.
+			l.wg.Add(1)
+			go func() {
+				defer l.wg.Done()
+				if !l.limit.acquire(queueTimeout(st)) {
+					l.recordHandshakeFailure(st, errConnectionLimit)
+					_ = c.Close()
+					return
+				}
+				l.serveConn(c, st)
+			}()
 			continue
 		}
-		if st.TLS == nil && !proxied {
-			l.deliver(lc)
-			continue
-		}
-		if proxied {
-			// The header is read in the connection's goroutine, never in
-			// the accept loop, so a silent client cannot stall accepts.
-			lc = proxyproto.NewConn(lc, proxyproto.WithPolicy(proxyproto.REQUIRE), proxyproto.SetReadHeaderTimeout(handshakeTimeout(st)))
-		}
-		l.wg.Add(1)
-		go l.handshake(lc, st, proxied)
+		l.serveConn(c, st)
 	}
+}
+
+// queueTimeout is how long a connection over connection_limit waits for a
+// slot: the member connect timeout, as haproxy's timeout queue defaults to
+// timeout connect (5 s when unset).
+func queueTimeout(st *routeState) time.Duration {
+	if st.ConnectTimeout > 0 {
+		return st.ConnectTimeout
+	}
+	return 5 * time.Second
+}
+
+// errConnectionLimit marks connections refused after waiting for a slot.
+var errConnectionLimit = errors.New("proxy: connection_limit reached")
+
+// serveConn starts serving an accepted connection that holds a slot.
+func (l *Listener) serveConn(c net.Conn, st *routeState) {
+	var lc net.Conn = &limitedConn{Conn: c, l: l.limit}
+	proxied := inPrefixes(st.ProxyFrom, c.RemoteAddr())
+	if !proxied && !st.allows(c.RemoteAddr()) {
+		l.recordHandshakeFailure(st, errNotAllowed)
+		_ = lc.Close()
+		return
+	}
+	if st.TLS == nil && !proxied {
+		l.deliver(lc)
+		return
+	}
+	if proxied {
+		// The header is read in the connection's goroutine, never in
+		// the accept loop, so a silent client cannot stall accepts.
+		lc = proxyproto.NewConn(lc, proxyproto.WithPolicy(proxyproto.REQUIRE), proxyproto.SetReadHeaderTimeout(handshakeTimeout(st)))
+	}
+	l.wg.Add(1)
+	go l.handshake(lc, st, proxied)
 }
 
 // handshake completes the TLS handshake before the HTTP server sees the
