@@ -55,3 +55,12 @@ func (w *recorder) Write(p []byte) (int, error) {
 }
 
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// outboundBody offers the client's body again to another member after a
+// refused connection, when none of it was read. (httputil.ReverseProxy
+// gives the transport the body behind a reader that ignores Close, and the
+// transport closes that one on error; net/http closes the client's body
+// when the handler returns.)
+type outboundBody struct{ *clientBody }
+
+func (outboundBody) Close() error { return nil }

@@ -77,6 +77,7 @@ type exchange struct {
 	pool   *Pool
 	member *Member // changes when a refused connection is retried elsewhere
 	ci     *connInfo
+	body   *clientBody // the client's request body, nil without one
 }
 
 type exchangeKey struct{}
@@ -96,6 +97,7 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, st *routeSta
 	var body *clientBody
 	if r.Body != nil && r.Body != http.NoBody {
 		body = &clientBody{ReadCloser: r.Body, rc: http.NewResponseController(w), dl: deadline{timeout: st.ClientTimeout}}
+		x.body = body
 		out.Body = body
 	}
 	f.rp.ServeHTTP(w, out)

@@ -149,8 +149,8 @@ func (c *idleTimeoutConn) Write(p []byte) (int, error) {
 }
 
 // roundTripper sends each request over the transport of its route. A
-// request without a body whose member refuses the connection (nothing was
-// sent) is retried on other members, up to maxRetries times, as haproxy's
+// request whose member refuses the connection before any of its body was
+// sent is retried on other members, up to maxRetries times, as haproxy's
 // "retries 3" with "option redispatch".
 type roundTripper struct{}
 
@@ -164,7 +164,7 @@ func (roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	resp, err := tr.RoundTrip(r)
 	tried := []*Member{x.member}
-	for n := 0; err != nil && n < maxRetries && isDialError(err) && (r.Body == nil || r.Body == http.NoBody) && r.Context().Err() == nil; n++ {
+	for n := 0; err != nil && n < maxRetries && isDialError(err) && bodyUnsent(r, x) && r.Context().Err() == nil; n++ {
 		next := x.pool.nextExcluding(x.ci.clientIP, tried)
 		if next == nil {
 			break
@@ -180,6 +180,19 @@ func (roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
 		resp, err = tr.RoundTrip(r)
 	}
 	return resp, err
+}
+
+// bodyUnsent reports whether r can be sent again: it has no body, or none
+// of its body was read; then it rearms the body for the next attempt.
+func bodyUnsent(r *http.Request, x *exchange) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	if x.body == nil || x.body.n != 0 {
+		return false
+	}
+	r.Body = outboundBody{x.body}
+	return true
 }
 
 // deadline re-arms a connection deadline at most every timeout/8.
