@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,70 +18,6 @@ import (
 	tu "github.com/terminator-proxy/terminator/internal/testutil"
 	"github.com/terminator-proxy/terminator/pki"
 )
-
-// loadLoop sends requests until stop is closed, on keep-alive connections
-// and on fresh ones, and counts failures.
-type loadLoop struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	firstErr   error
-	wg         sync.WaitGroup
-	stop       chan struct{}
-}
-
-func startLoad(t *testing.T, h *harness, url, serverName string, workers int) *loadLoop {
-	l := &loadLoop{stop: make(chan struct{})}
-	for i := range workers {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			c := tu.Client(tu.Pool(h.ca), serverName, i%2 == 1)
-			defer c.CloseIdleConnections()
-			for n := 0; ; n++ {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				if i == 0 && n%5 == 0 {
-					c.CloseIdleConnections() // some requests on new connections: new handshakes
-				}
-				resp, err := c.Get(url)
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if err == nil && resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
-					l.failed.Add(1)
-					l.mu.Lock()
-					if l.firstErr == nil {
-						l.firstErr = err
-					}
-					l.mu.Unlock()
-					continue
-				}
-				l.ok.Add(1)
-			}
-		}()
-	}
-	return l
-}
-
-func (l *loadLoop) finish(t *testing.T) {
-	t.Helper()
-	close(l.stop)
-	l.wg.Wait()
-	t.Logf("client loop: %d requests succeeded, %d failed", l.ok.Load(), l.failed.Load())
-	if l.failed.Load() != 0 {
-		t.Fatalf("%d requests failed during reloads; first: %v", l.failed.Load(), l.firstErr)
-	}
-	if l.ok.Load() == 0 {
-		t.Fatal("the client loop sent no successful request")
-	}
-}
 
 // waitServed polls fresh handshakes until want is served.
 func waitServed(t *testing.T, addr, name string, roots *x509.CertPool, want *x509.Certificate) {
@@ -131,8 +65,8 @@ func TestReloadUnderLoad(t *testing.T) {
 	addr := h.addr("127.0.0.1:0")
 	roots := tu.Pool(h.ca)
 
-	load := startLoad(t, h, "https://"+addr+"/", "site.example", 4)
-	loadPlain := startLoad(t, h, "https://"+addr+"/", "plain.example", 2)
+	load := tu.StartLoad(tu.Pool(h.ca), "https://"+addr+"/", "site.example", 4, 5)
+	loadPlain := tu.StartLoad(tu.Pool(h.ca), "https://"+addr+"/", "plain.example", 2, 5)
 	for i := 1; i <= 60; i++ {
 		if i%2 == 0 {
 			c := gen(i)
@@ -146,8 +80,8 @@ func TestReloadUnderLoad(t *testing.T) {
 			waitServed(t, addr, "plain.example", roots, c2)
 		}
 	}
-	load.finish(t)
-	loadPlain.finish(t)
+	load.Finish(t)
+	loadPlain.Finish(t)
 	if got := promtest.ToFloat64(h.mx.Reloads.WithLabelValues("success")); got < 60 {
 		t.Fatalf("%v successful reloads recorded, want at least 60", got)
 	}
@@ -163,7 +97,7 @@ func TestInvalidReloadKeepsServing(t *testing.T) {
 	h.run(func() (*config.Config, error) { return cfg, nil }, make(chan struct{}))
 	addr := h.addr("127.0.0.1:0")
 	roots := tu.Pool(h.ca)
-	load := startLoad(t, h, "https://"+addr+"/", "site.example", 2)
+	load := tu.StartLoad(tu.Pool(h.ca), "https://"+addr+"/", "site.example", 2, 5)
 
 	other := tu.CA(t, "other")
 	wrongKey, _ := tu.Leaf(t, h.ca, pki.ECDSAP256, "site.example")
@@ -193,7 +127,7 @@ func TestInvalidReloadKeepsServing(t *testing.T) {
 			t.Fatalf("%s: reload_failing still set after a good reload", name)
 		}
 	}
-	load.finish(t)
+	load.Finish(t)
 }
 
 // TestFailedApplyChangesNothing: a config whose second listener cannot

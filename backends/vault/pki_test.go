@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/terminator-proxy/terminator/backends/vault"
+	tu "github.com/terminator-proxy/terminator/internal/testutil"
 )
 
 func tlsLeaf(addr, name string, roots *x509.CertPool) (*x509.Certificate, error) {
@@ -40,7 +41,7 @@ func TestPKIRenewalUnderLoad(t *testing.T) {
 	addr, _ := serve(t, m, ref)
 	roots := vaultRoots(t)
 	first := served(t, addr, "pki.example", roots)
-	l := startLoop(t, "https://"+addr+"/", "pki.example", roots)
+	l := tu.StartLoad(roots, "https://"+addr+"/", "pki.example", 3, 3)
 	seen := map[string]bool{first.SerialNumber.String(): true}
 	waitFor(t, 30*time.Second, "three renewals", func() bool {
 		if c, err := tlsLeaf(addr, "pki.example", roots); err == nil {
@@ -48,7 +49,7 @@ func TestPKIRenewalUnderLoad(t *testing.T) {
 		}
 		return len(seen) >= 4
 	})
-	l.finish(t)
+	l.Finish(t)
 	st.mu.Lock()
 	na := st.notAfter[ref]
 	st.mu.Unlock()
@@ -67,7 +68,7 @@ func TestVaultOutage(t *testing.T) {
 	addr, _ := serve(t, m, ref)
 	roots := vaultRoots(t)
 	first := served(t, addr, "outage.example", roots)
-	l := startLoop(t, "https://"+addr+"/", "outage.example", roots)
+	l := tu.StartLoad(roots, "https://"+addr+"/", "outage.example", 3, 3)
 	pid := devVault.cmd.Process.Pid
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -91,7 +92,7 @@ func TestVaultOutage(t *testing.T) {
 		c, err := tlsLeaf(addr, "outage.example", roots)
 		return err == nil && !c.Equal(first) && st.err(ref) == nil
 	})
-	l.finish(t)
+	l.Finish(t)
 }
 
 // TestAppRoleReloginAfterRevocation: the manager's token is revoked; the

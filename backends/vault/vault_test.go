@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,60 +119,6 @@ func serve(t *testing.T, m *vault.Manager, refs ...string) (string, *dataplane.P
 	return plane.Addr("127.0.0.1:0").String(), plane
 }
 
-// loop sends requests until stopped and counts failures.
-type loop struct {
-	ok, failed atomic.Int64
-	first      atomic.Value
-	stop       chan struct{}
-	wg         sync.WaitGroup
-}
-
-func startLoop(t *testing.T, url, name string, roots *x509.CertPool) *loop {
-	l := &loop{stop: make(chan struct{})}
-	for i := range 3 {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			c := tu.Client(roots, name, i == 1)
-			defer c.CloseIdleConnections()
-			for n := 0; ; n++ {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				if i == 0 && n%3 == 0 {
-					c.CloseIdleConnections()
-				}
-				resp, err := c.Get(url)
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-				if err != nil || resp.StatusCode != 200 {
-					l.failed.Add(1)
-					if err != nil {
-						l.first.CompareAndSwap(nil, err.Error())
-					}
-					continue
-				}
-				l.ok.Add(1)
-			}
-		}()
-	}
-	return l
-}
-
-func (l *loop) finish(t *testing.T) {
-	t.Helper()
-	close(l.stop)
-	l.wg.Wait()
-	t.Logf("client loop: %d ok, %d failed", l.ok.Load(), l.failed.Load())
-	if l.failed.Load() != 0 || l.ok.Load() == 0 {
-		t.Fatalf("%d requests failed (first: %v)", l.failed.Load(), l.first.Load())
-	}
-}
-
 func served(t *testing.T, addr, name string, roots *x509.CertPool) *x509.Certificate {
 	t.Helper()
 	c, err := tlsLeaf(addr, name, roots)
@@ -195,7 +140,7 @@ func TestKVBundleNewVersionUnderLoad(t *testing.T) {
 	if got := served(t, addr, "shop.example", roots); !got.Equal(first) {
 		t.Fatal("the KV bundle is not served by SNI")
 	}
-	l := startLoop(t, "https://"+addr+"/", "shop.example", roots)
+	l := tu.StartLoad(roots, "https://"+addr+"/", "shop.example", 3, 3)
 	for range 3 {
 		next, c := pemBundle(t, ca, "shop.example")
 		kvPut(t, "tls/shop", next)
@@ -204,7 +149,7 @@ func TestKVBundleNewVersionUnderLoad(t *testing.T) {
 			return err == nil && got.Equal(c)
 		})
 	}
-	l.finish(t)
+	l.Finish(t)
 }
 
 func TestKVv1PKCS12AndFieldOptions(t *testing.T) {
