@@ -67,9 +67,6 @@ func (f *Forwarder) transportFor(r *Route) *http.Transport {
 // uses any more. Call it after each reload with the keys in use.
 func (f *Forwarder) RetainTLS(keys map[string]bool) { f.upstreams.retainTLS(keys) }
 
-// TLSKey returns the pool's TLS identity ("" without re-encryption).
-func (p *Pool) TLSKey() string { return p.tlsKey }
-
 // exchange is one request's forwarding state, reached from the outbound
 // request's context.
 type exchange struct {

@@ -101,7 +101,19 @@ func NewListener(ln net.Listener, r *Route, o ListenerOptions) *Listener {
 }
 
 func (l *Listener) newRouteState(r *Route) *routeState {
-	return &routeState{Route: r, counters: newCounters(l.opts.Metrics, r.Listener), transport: l.opts.Forwarder.transportFor(r), upstreams: l.opts.Forwarder.upstreams}
+	st := &routeState{Route: r, counters: newCounters(l.opts.Metrics, r.Listener), transport: l.opts.Forwarder.transportFor(r)}
+	for _, p := range append([]*Pool{r.Pool}, r.Router.Pools()...) {
+		if p == nil || (p.proxyVersion == 0 && p.tls == nil) {
+			continue
+		}
+		if st.poolTransports == nil {
+			st.poolTransports = map[*Pool]*http.Transport{}
+		}
+		st.poolTransports[p] = l.opts.Forwarder.upstreams.get(upstreamKey{
+			connect: r.ConnectTimeout, idle: r.MemberTimeout, proxyVersion: p.proxyVersion, tlsKey: p.tlsKey,
+		}, p.tls)
+	}
+	return st
 }
 
 // Addr is the bound address.

@@ -184,9 +184,8 @@ func (m *Member) takesNew() bool {
 	return !m.state.unavailable() && (m.maxConns <= 0 || m.state.active.Load() < int64(m.maxConns))
 }
 
-// Members returns every member of the pool, including those that take no
-// traffic. The caller must not modify them.
-func (p *Pool) Members() []*Member { return p.members }
+// TLSKey returns the pool's TLS identity ("" without re-encryption).
+func (p *Pool) TLSKey() string { return p.tlsKey }
 
 type weighted struct {
 	idx    int32

@@ -57,7 +57,9 @@ type routeState struct {
 	*Route
 	counters  *counters
 	transport *http.Transport
-	upstreams *transports // for pools that need their own transport (PROXY)
+	// poolTransports holds the member transports of pools that need their
+	// own (PROXY headers, TLS to members), resolved once per route.
+	poolTransports map[*Pool]*http.Transport
 }
 
 // errNotAllowed marks connections refused by Allowed.

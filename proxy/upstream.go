@@ -159,12 +159,15 @@ const maxRetries = 3
 func (roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
 	x := exchangeFrom(r.Context())
 	tr := x.route.transport
-	if x.pool.proxyVersion != 0 || x.pool.tls != nil {
-		tr = x.route.upstreams.get(upstreamKey{connect: x.route.ConnectTimeout, idle: x.route.MemberTimeout, proxyVersion: x.pool.proxyVersion, tlsKey: x.pool.tlsKey}, x.pool.tls)
+	if t, ok := x.route.poolTransports[x.pool]; ok {
+		tr = t
 	}
 	resp, err := tr.RoundTrip(r)
-	tried := []*Member{x.member}
+	var tried []*Member // allocated only when a retry happens
 	for n := 0; err != nil && n < maxRetries && isDialError(err) && bodyUnsent(r, x) && r.Context().Err() == nil; n++ {
+		if tried == nil {
+			tried = []*Member{x.member}
+		}
 		next := x.pool.nextExcluding(x.ci.clientIP, tried)
 		if next == nil {
 			break

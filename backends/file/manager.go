@@ -42,10 +42,8 @@ type Manager struct {
 	digests map[string][sha256.Size]byte
 	// cache maps a ref to the bundle parsed from the digests it was read at.
 	cache map[string]cached
-	// watched holds the refs of the current snapshot; dirs the directories
-	// watched for them.
-	watched map[string]bool
-	dirs    map[string]bool
+	// dirs holds the directories watched for the current snapshot's refs.
+	dirs map[string]bool
 }
 
 type cached struct {
@@ -76,7 +74,6 @@ func New(opts Options) (*Manager, error) {
 		changed: make(chan struct{}, 1),
 		digests: map[string][sha256.Size]byte{},
 		cache:   map[string]cached{},
-		watched: map[string]bool{},
 		dirs:    map[string]bool{},
 	}, nil
 }

@@ -36,7 +36,7 @@ func (m *Manager) Watch(refs []string) {
 	}
 	m.mu.Lock()
 	old := m.dirs
-	m.dirs, m.watched = dirs, watched
+	m.dirs = dirs
 	for ref := range m.cache {
 		if !watched[ref] {
 			delete(m.cache, ref)
