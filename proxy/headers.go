@@ -71,14 +71,6 @@ func NewHeaderRules(insert map[string]string, hstsMaxAge *int, includeSubdomains
 // X-Forwarded-For is appended to (option forwardfor keeps what the client
 // sent), the others replace the client's values. in is the client's header.
 func (r *HeaderRules) apply(out, in http.Header, ci *connInfo) {
-	// httputil.ReverseProxy's Rewrite mode removes these three from the
-	// outbound request; what a listener does not set passes through as the
-	// client sent it, as it would through haproxy.
-	for _, h := range [...]string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
-		if v, ok := in[h]; ok {
-			out[h] = v
-		}
-	}
 	if r.ForwardedFor {
 		prior := in["X-Forwarded-For"]
 		xff := make([]string, len(prior)+1)

@@ -107,7 +107,7 @@ func (l *Listener) newRouteState(r *Route) *routeState {
 			continue
 		}
 		if st.poolTransports == nil {
-			st.poolTransports = map[*Pool]*http.Transport{}
+			st.poolTransports = map[*Pool]*upstream{}
 		}
 		st.poolTransports[p] = l.opts.Forwarder.upstreams.get(upstreamKey{
 			connect: r.ConnectTimeout, idle: r.MemberTimeout, proxyVersion: p.proxyVersion, tlsKey: p.tlsKey,
@@ -419,15 +419,19 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		member = pool.Select(r, ci.clientIP)
 	}
 	var body *clientBody
+	var aborted bool
 	switch {
 	case pool == nil:
 		writeError(rec, http.StatusServiceUnavailable, "the listener has no pool")
 	case member == nil:
 		writeError(rec, http.StatusServiceUnavailable, "no pool member is available")
 	default:
-		body = l.opts.Forwarder.forward(rec, r, st, pool, member, ci)
+		body, aborted = l.opts.Forwarder.forward(rec, r, st, pool, member, ci)
 	}
 	l.finish(st, r, rec, member, ci, body, start)
+	if aborted {
+		panic(http.ErrAbortHandler) // net/http closes the connection without logging
+	}
 }
 
 func (l *Listener) finish(st *routeState, r *http.Request, rec *recorder, m *Member, ci *connInfo, body *clientBody, start time.Time) {

@@ -113,18 +113,18 @@ func (p *Pool) Select(r *http.Request, client string) *Member {
 // inserts terminator's cookie unless the client already sent it (indirect)
 // and marks the response private (nocache); APP_COOKIE learns the
 // application's cookie value.
-func (p *Pool) persistResponse(resp *http.Response, m *Member) {
+func (p *Pool) persistResponse(h http.Header, req *http.Request, m *Member) {
 	switch p.persistence {
 	case PersistHTTPCookie:
-		if v, ok := requestCookie(resp.Request, persistCookie); ok && v == m.cookie {
+		if v, ok := requestCookie(req, persistCookie); ok && v == m.cookie {
 			return
 		}
-		resp.Header.Add("Set-Cookie", persistCookie+"="+m.cookie+"; Path=/")
-		if resp.Header.Get("Cache-Control") == "" {
-			resp.Header.Set("Cache-Control", "private")
+		h.Add("Set-Cookie", persistCookie+"="+m.cookie+"; Path=/")
+		if h.Get("Cache-Control") == "" {
+			h.Set("Cache-Control", "private")
 		}
 	case PersistAppCookie:
-		for _, c := range resp.Cookies() {
+		for _, c := range (&http.Response{Header: h}).Cookies() {
 			if c.Name == p.cookieName && c.Value != "" {
 				p.table.put(c.Value, m.Addr)
 			}

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
-	"net/http"
 	"net/netip"
 	"time"
 )
@@ -56,10 +55,10 @@ func (r *Route) serverParams() serverParams { return serverParams{clientTimeout:
 type routeState struct {
 	*Route
 	counters  *counters
-	transport *http.Transport
-	// poolTransports holds the member transports of pools that need their
+	transport *upstream
+	// poolTransports holds the member upstreams of pools that need their
 	// own (PROXY headers, TLS to members), resolved once per route.
-	poolTransports map[*Pool]*http.Transport
+	poolTransports map[*Pool]*upstream
 }
 
 // errNotAllowed marks connections refused by Allowed.

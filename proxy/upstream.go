@@ -1,16 +1,11 @@
 package proxy
 
 import (
-	"context"
 	"crypto/tls"
-	"fmt"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/pires/go-proxyproto"
 )
 
 // upstreamKey identifies a transport: member connections are shared by
@@ -25,85 +20,40 @@ type upstreamKey struct {
 	tlsKey string
 }
 
-// transports holds one http.Transport per upstreamKey, created on first
-// use and kept for the life of the Forwarder, so keep-alive connections to
-// members survive reloads.
+// transports holds one upstream per upstreamKey, created on first use and
+// kept for the life of the Forwarder, so keep-alive connections to members
+// survive reloads.
 type transports struct {
 	mu       sync.Mutex // guards byKey
-	byKey    map[upstreamKey]*http.Transport
+	byKey    map[upstreamKey]*upstream
 	maxIdle  int
 	dialOpts net.Dialer
 }
 
-func (t *transports) get(k upstreamKey, tlsCfg *tls.Config) *http.Transport {
+func (t *transports) get(k upstreamKey, tlsCfg *tls.Config) *upstream {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if tr, ok := t.byKey[k]; ok {
-		return tr
+	if u, ok := t.byKey[k]; ok {
+		return u
 	}
 	dialer := t.dialOpts
 	dialer.Timeout = k.connect
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dialer.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		if k.proxyVersion != 0 {
-			x := exchangeFrom(ctx)
-			h := proxyproto.HeaderProxyFromAddrs(k.proxyVersion, x.ci.remote, x.ci.local)
-			if _, err := h.WriteTo(c); err != nil {
-				c.Close()
-				return nil, fmt.Errorf("sending the PROXY header: %w", err)
-			}
-		}
-		if k.idle <= 0 {
-			return c, nil
-		}
-		tc := &idleTimeoutConn{Conn: c, idle: k.idle}
-		tc.extend()
-		return tc, nil
+	u := &upstream{key: k, dialer: dialer, tls: tlsCfg, maxIdle: t.maxIdle, idleTimeout: memberIdleTimeout}
+	if k.proxyVersion != 0 {
+		u.maxIdle = 0 // each connection carries one client's address
 	}
-	tr := &http.Transport{
-		Proxy:                  nil, // never route member traffic through $HTTP_PROXY
-		DialContext:            dial,
-		DisableKeepAlives:      k.proxyVersion != 0,
-		MaxIdleConnsPerHost:    t.maxIdle,
-		IdleConnTimeout:        90 * time.Second,
-		DisableCompression:     true, // pass Accept-Encoding through untouched
-		ExpectContinueTimeout:  time.Second,
-		MaxResponseHeaderBytes: 64 << 10,
-	}
-	if tlsCfg != nil {
-		// Our own TLS dial: SNI is the client's, per connection.
-		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dial(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			cfg := tlsCfg.Clone() // per member connection, not per request
-			if x := exchangeFrom(ctx); x != nil && x.ci.tls != nil {
-				cfg.ServerName = x.ci.tls.ServerName
-			}
-			tc := tls.Client(c, cfg)
-			if err := tc.HandshakeContext(ctx); err != nil {
-				c.Close()
-				return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("TLS to member: %w", err)}
-			}
-			return tc, nil
-		}
-	}
-	t.byKey[k] = tr
-	return tr
+	t.byKey[k] = u
+	return u
 }
 
-// retainTLS closes and forgets the transports of TLS settings no snapshot
+// retainTLS closes and forgets the upstreams of TLS settings no snapshot
 // uses any more, so changing a pool's certificates does not leak them.
 func (t *transports) retainTLS(keep map[string]bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for k, tr := range t.byKey {
+	for k, u := range t.byKey {
 		if k.tlsKey != "" && !keep[k.tlsKey] {
-			tr.CloseIdleConnections()
+			u.closeIdle()
 			delete(t.byKey, k)
 		}
 	}
@@ -112,8 +62,8 @@ func (t *transports) retainTLS(keep map[string]bool) {
 func (t *transports) closeIdle() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, tr := range t.byKey {
-		tr.CloseIdleConnections()
+	for _, u := range t.byKey {
+		u.closeIdle()
 	}
 }
 
@@ -146,56 +96,6 @@ func (c *idleTimeoutConn) Read(p []byte) (int, error) {
 func (c *idleTimeoutConn) Write(p []byte) (int, error) {
 	c.extend()
 	return c.Conn.Write(p)
-}
-
-// roundTripper sends each request over the transport of its route. A
-// request whose member refuses the connection before any of its body was
-// sent is retried on other members, up to maxRetries times, as haproxy's
-// "retries 3" with "option redispatch".
-type roundTripper struct{}
-
-const maxRetries = 3
-
-func (roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
-	x := exchangeFrom(r.Context())
-	tr := x.route.transport
-	if t, ok := x.route.poolTransports[x.pool]; ok {
-		tr = t
-	}
-	resp, err := tr.RoundTrip(r)
-	var tried []*Member // allocated only when a retry happens
-	for n := 0; err != nil && n < maxRetries && isDialError(err) && bodyUnsent(r, x) && r.Context().Err() == nil; n++ {
-		if tried == nil {
-			tried = []*Member{x.member}
-		}
-		next := x.pool.nextExcluding(x.ci.clientIP, tried)
-		if next == nil {
-			break
-		}
-		x.member.errors("connect").Inc()
-		x.member.state.connectFailed()
-		x.pool.retries.Inc()
-		next.state.active.Add(1)
-		x.member.state.active.Add(-1)
-		x.member = next
-		tried = append(tried, next)
-		r.URL.Host = next.Addr
-		resp, err = tr.RoundTrip(r)
-	}
-	return resp, err
-}
-
-// bodyUnsent reports whether r can be sent again: it has no body, or none
-// of its body was read; then it rearms the body for the next attempt.
-func bodyUnsent(r *http.Request, x *exchange) bool {
-	if r.Body == nil || r.Body == http.NoBody {
-		return true
-	}
-	if x.body == nil || x.body.n != 0 {
-		return false
-	}
-	r.Body = outboundBody{x.body}
-	return true
 }
 
 // deadline re-arms a connection deadline at most every timeout/8.

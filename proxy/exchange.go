@@ -1,0 +1,445 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// maxResponseHead caps a member's response head, as the former
+// Transport's MaxResponseHeaderBytes did.
+const maxResponseHead = 64 << 10
+
+// maxRetries is how many other members a request refused at connect is
+// offered to, as haproxy's "retries 3" with "option redispatch".
+const maxRetries = 3
+
+var (
+	headBufs    = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+	copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+)
+
+// memberResponse is the head of a member's response and how its body is
+// framed.
+type memberResponse struct {
+	status    int
+	header    http.Header
+	chunked   bool
+	length    int64 // body bytes; -1: until the member closes
+	keepAlive bool  // the connection can carry another request afterwards
+	started   bool  // a byte of the response arrived
+}
+
+// clientBodyError is a failure to read the client's request body.
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string {
+	return "reading the client's request body: " + e.err.Error()
+}
+func (e *clientBodyError) Unwrap() error { return e.err }
+
+// exchange sends r to x.member, retrying a refused connection on other
+// members and a stale reused connection once on a fresh one (only when
+// the request can be sent again), then relays the response to w. It
+// reports whether the response had to be cut short after its head.
+func (f *Forwarder) exchange(w http.ResponseWriter, r *http.Request, x *exchange, up *upstream) (aborted bool) {
+	ctx := r.Context()
+	var upgrade string
+	if vs := r.Header["Upgrade"]; len(vs) == 1 && hasToken(r.Header, "Connection", "upgrade") {
+		upgrade = vs[0]
+	}
+	h := outboundHeader(r, x)
+	idempotent := isIdempotent(r.Method)
+	// A request that cannot be sent twice (its method, or a body that is
+	// read once) first checks that a reused connection is still open.
+	probe := !idempotent || x.body != nil
+	var tried []*Member // allocated only when a retry happens
+	redialed := false
+	for {
+		var mc *memberConn
+		var err error
+		if redialed {
+			mc, err = up.dial(ctx, x, x.member.Addr)
+		} else {
+			mc, err = up.get(ctx, x, x.member.Addr, probe)
+		}
+		if err == nil {
+			var resp memberResponse
+			resp, err = roundTrip(mc, r, h, x, upgrade)
+			if err == nil {
+				return f.relay(w, r, x, up, mc, &resp)
+			}
+			mc.close()
+			if mc.reused && !resp.started && idempotent && bodyUnsent(x) && !redialed && ctx.Err() == nil {
+				redialed = true // the member closed it while it was idle
+				continue
+			}
+		} else if isDialError(err) && len(tried) < maxRetries && bodyUnsent(x) && ctx.Err() == nil {
+			if tried == nil {
+				tried = []*Member{x.member}
+			}
+			if next := x.pool.nextExcluding(x.ci.clientIP, tried); next != nil {
+				x.member.errors("connect").Inc()
+				x.member.state.connectFailed()
+				x.pool.retries.Inc()
+				next.state.active.Add(1)
+				x.member.state.active.Add(-1)
+				x.member = next
+				tried = append(tried, next)
+				redialed = false
+				continue
+			}
+		}
+		f.fail(w, r, x, err)
+		return false
+	}
+}
+
+// bodyUnsent reports whether the request can be sent again: it has no
+// body, or none of its body was read.
+func bodyUnsent(x *exchange) bool { return x.body == nil || x.body.n == 0 }
+
+func isIdempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// outboundHeader is the client's header as the member gets it: without
+// hop-by-hop fields and framing, with the listener's inserted headers.
+// Values are shared with the client's header, never modified in place.
+func outboundHeader(r *http.Request, x *exchange) http.Header {
+	named := connectionOptions(r.Header)
+	h := make(http.Header, len(r.Header)+3)
+	for k, vs := range r.Header {
+		if hopByHop(k) || named[k] || k == "Host" || k == "Content-Length" || k == "Expect" {
+			continue
+		}
+		h[k] = vs
+	}
+	x.route.Headers.apply(h, r.Header, x.ci)
+	if x.pool.persistence == PersistHTTPCookie {
+		stripPersistCookie(h)
+	}
+	return h
+}
+
+// roundTrip writes the request to mc and reads the response head.
+func roundTrip(mc *memberConn, r *http.Request, h http.Header, x *exchange, upgrade string) (memberResponse, error) {
+	bw := memberWriters.Get().(*bufio.Writer)
+	bw.Reset(mc.c)
+	werr := writeRequest(bw, r, h, x, upgrade)
+	bw.Reset(nil)
+	memberWriters.Put(bw)
+	var cbe *clientBodyError
+	if errors.As(werr, &cbe) {
+		return memberResponse{}, werr // the request is incomplete: no answer can be trusted
+	}
+	resp, err := readResponse(mc, r, upgrade)
+	if err != nil && werr != nil {
+		return resp, fmt.Errorf("sending the request: %w", werr)
+	}
+	if err == nil && werr != nil {
+		resp.keepAlive = false // an early answer; the request was cut short
+	}
+	return resp, err
+}
+
+// writeRequest writes the request line, the header and the body. Framing
+// is terminator's own: Content-Length when the length is known, chunked
+// otherwise.
+func writeRequest(bw *bufio.Writer, r *http.Request, h http.Header, x *exchange, upgrade string) error {
+	uri := r.RequestURI
+	if uri == "" || (uri[0] != '/' && uri != "*") {
+		uri = r.URL.RequestURI() // absolute-form becomes origin-form
+	}
+	bw.WriteString(r.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(uri)
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(r.Host)
+	bw.WriteString("\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	if upgrade != "" {
+		bw.WriteString("Connection: Upgrade\r\nUpgrade: ")
+		bw.WriteString(upgrade)
+		bw.WriteString("\r\n")
+	}
+	chunked := false
+	switch {
+	case x.body == nil:
+		if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
+			bw.WriteString("Content-Length: 0\r\n")
+		}
+	case r.ContentLength >= 0:
+		bw.WriteString("Content-Length: ")
+		bw.WriteString(strconv.FormatInt(r.ContentLength, 10))
+		bw.WriteString("\r\n")
+	default:
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+		chunked = true
+	}
+	bw.WriteString("\r\n")
+	if x.body != nil {
+		if err := writeBody(bw, x.body, r.ContentLength, chunked); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// writeBody copies the client's body to the member, re-framed.
+func writeBody(bw *bufio.Writer, body *clientBody, length int64, chunked bool) error {
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	var dst io.Writer = bw
+	var cw io.WriteCloser
+	if chunked {
+		cw = httputil.NewChunkedWriter(bw)
+		dst = cw
+	}
+	var n int64
+	for {
+		m, rerr := body.Read(*bp)
+		if m > 0 {
+			if _, err := dst.Write((*bp)[:m]); err != nil {
+				return err
+			}
+			n += int64(m)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return &clientBodyError{err: rerr}
+		}
+	}
+	if length >= 0 && n != length {
+		return &clientBodyError{err: io.ErrUnexpectedEOF}
+	}
+	if chunked {
+		if err := cw.Close(); err != nil {
+			return err
+		}
+		_, err := bw.WriteString("\r\n") // no trailers
+		return err
+	}
+	return nil
+}
+
+// readResponse reads the member's response head, skipping interim (1xx)
+// responses other than 101, and works out the body's framing.
+func readResponse(mc *memberConn, r *http.Request, upgrade string) (memberResponse, error) {
+	bp := headBufs.Get().(*[]byte)
+	defer headBufs.Put(bp)
+	resp := memberResponse{}
+	for interim := 0; ; interim++ {
+		if _, err := mc.br.Peek(1); err != nil {
+			return resp, err
+		}
+		resp.started = true
+		start, h, err := readHead(mc.br, *bp, maxResponseHead)
+		if err != nil {
+			return resp, fmt.Errorf("reading the response head: %w", err)
+		}
+		proto, code, ok := parseStatusLine(start)
+		if !ok {
+			return resp, headErrorf("malformed status line %q", truncate(start, 40))
+		}
+		if code == http.StatusSwitchingProtocols {
+			if upgrade == "" {
+				return resp, headErrorf("101 Switching Protocols without an upgrade request")
+			}
+			resp.status, resp.header = code, h
+			return resp, nil
+		}
+		if code < 200 {
+			if interim >= 8 {
+				return resp, headErrorf("too many interim responses")
+			}
+			continue
+		}
+		resp.status, resp.header = code, h
+		resp.chunked, resp.length, err = bodyFraming(h)
+		if err != nil {
+			return resp, err
+		}
+		if r.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified {
+			resp.chunked, resp.length = false, 0
+		}
+		resp.keepAlive = !hasToken(h, "Connection", "close") && (resp.chunked || resp.length >= 0) &&
+			(proto == "HTTP/1.1" || hasToken(h, "Connection", "keep-alive"))
+		return resp, nil
+	}
+}
+
+// parseStatusLine parses "HTTP/1.x NNN reason".
+func parseStatusLine(s string) (proto string, code int, ok bool) {
+	if len(s) < 12 || (s[:8] != "HTTP/1.1" && s[:8] != "HTTP/1.0") || s[8] != ' ' || (len(s) > 12 && s[12] != ' ') {
+		return "", 0, false
+	}
+	for _, c := range s[9:12] {
+		if c < '0' || c > '9' {
+			return "", 0, false
+		}
+		code = code*10 + int(c-'0')
+	}
+	return s[:8], code, code >= 100
+}
+
+// relay copies the member's response to the client and keeps the member
+// connection for reuse when the response ended cleanly.
+func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, x *exchange, up *upstream, mc *memberConn, resp *memberResponse) (aborted bool) {
+	out := w.Header()
+	named := connectionOptions(resp.header)
+	for k, vs := range resp.header {
+		if !hopByHop(k) && !named[k] {
+			out[k] = vs
+		}
+	}
+	x.member.requests[classIndex(resp.status)].Inc()
+	if resp.status == http.StatusSwitchingProtocols {
+		return f.tunnel(w, r, x, mc, resp)
+	}
+	if x.route.Headers.HSTS != "" && x.ci.tls != nil {
+		out.Set("Strict-Transport-Security", x.route.Headers.HSTS)
+	}
+	x.pool.persistResponse(out, r, x.member)
+	if x.member.state.answered(resp.status) {
+		f.log.Warn("member held out for a burst of 5xx answers", "pool", x.pool.Name, "member", x.member.Name, "for", passiveHold)
+	}
+	w.WriteHeader(resp.status)
+	if resp.length == 0 {
+		f.release(up, mc, resp)
+		return false
+	}
+	if err, clientSide := copyResponseBody(w, mc.br, resp); err != nil {
+		mc.close()
+		if clientSide {
+			x.member.errors("client_gone").Inc()
+			f.log.Debug("client went away during the response", "listener", x.route.Listener, "err", err)
+		} else {
+			_, reason, _ := errorStatus(err)
+			x.member.errors(reason).Inc()
+			f.log.Warn("member response cut short", "listener", x.route.Listener, "member", x.member.Name, "addr", x.member.Addr, "err", err)
+		}
+		return true
+	}
+	f.release(up, mc, resp)
+	return false
+}
+
+func (f *Forwarder) release(up *upstream, mc *memberConn, resp *memberResponse) {
+	if resp.keepAlive {
+		up.put(mc)
+		return
+	}
+	mc.close()
+}
+
+// copyResponseBody copies the body as framed by resp. Bodies of unknown
+// length are flushed to the client as they arrive (streaming). clientSide
+// tells a failed write to the client from a failed read from the member.
+func copyResponseBody(w http.ResponseWriter, br *bufio.Reader, resp *memberResponse) (err error, clientSide bool) {
+	if resp.length > 0 && int64(br.Buffered()) >= resp.length {
+		// The whole body is already buffered (small responses).
+		b, _ := br.Peek(int(resp.length))
+		if _, err := w.Write(b); err != nil {
+			return err, true
+		}
+		_, _ = br.Discard(len(b))
+		return nil, false
+	}
+	var src io.Reader = br
+	var flush func() error
+	if resp.chunked || resp.length < 0 {
+		flush = http.NewResponseController(w).Flush
+		if resp.chunked {
+			src = httputil.NewChunkedReader(br)
+		}
+	}
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := *bp
+	remaining := resp.length
+	for {
+		if resp.length >= 0 && int64(len(buf)) > remaining {
+			buf = buf[:remaining]
+		}
+		if len(buf) == 0 {
+			return nil, false
+		}
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if _, err := w.Write(buf[:n]); err != nil {
+				return err, true
+			}
+			remaining -= int64(n)
+			if flush != nil {
+				_ = flush()
+			}
+		}
+		switch {
+		case rerr == io.EOF && resp.chunked:
+			return skipTrailers(br, maxResponseHead), false
+		case rerr == io.EOF && resp.length < 0:
+			return nil, false
+		case rerr == io.EOF:
+			return io.ErrUnexpectedEOF, false
+		case rerr != nil:
+			return rerr, false
+		}
+	}
+}
+
+// tunnel completes a protocol upgrade (WebSocket): it takes over the
+// client connection, sends the 101 head, and copies bytes both ways until
+// either side closes or the member stays silent for the member timeout.
+func (f *Forwarder) tunnel(w http.ResponseWriter, r *http.Request, x *exchange, mc *memberConn, resp *memberResponse) bool {
+	defer mc.close()
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		clear(w.Header())
+		f.fail(w, r, x, fmt.Errorf("taking over the client connection for the upgrade: %w", err))
+		return false
+	}
+	defer conn.Close()
+	if rec, ok := w.(*recorder); ok {
+		rec.status = http.StatusSwitchingProtocols
+	}
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	_ = w.Header().Write(brw)
+	brw.WriteString("Connection: Upgrade\r\nUpgrade: ")
+	brw.WriteString(strings.Join(resp.header["Upgrade"], ", "))
+	brw.WriteString("\r\n\r\n")
+	if err := brw.Flush(); err != nil {
+		return false
+	}
+	done := make(chan struct{})
+	go func() { // owned by this call, which waits for it
+		defer close(done)
+		_, _ = io.Copy(mc.c, brw.Reader) // buffered bytes first, then the connection
+		mc.close()
+		conn.Close()
+	}()
+	_, _ = io.Copy(conn, mc.br)
+	mc.close()
+	conn.Close()
+	<-done
+	return false
+}

@@ -1,0 +1,215 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+)
+
+// memberIdleTimeout closes member connections left idle this long, as
+// net/http's Transport does by default.
+const memberIdleTimeout = 90 * time.Second
+
+// upstream dials member connections with one set of timeouts, PROXY and TLS
+// settings, and keeps the idle ones per member address for reuse. It
+// replaces net/http's Transport: a request is written and its response read
+// by the goroutine serving it, with no per-connection goroutines and no
+// hand-offs between them.
+type upstream struct {
+	key         upstreamKey
+	dialer      net.Dialer
+	tls         *tls.Config // nil: plain HTTP to members
+	maxIdle     int         // idle connections kept per member; 0: none
+	idleTimeout time.Duration
+
+	mu     sync.Mutex // guards idle and reaper
+	idle   map[string][]*memberConn
+	reaper *time.Timer // armed while any connection is idle
+}
+
+// memberConn is one connection to a member. Its reader lives as long as
+// the connection (it may hold bytes of the next response); writers are
+// borrowed per request.
+type memberConn struct {
+	c        net.Conn // what requests are written to (TLS, timeouts)
+	raw      net.Conn // the TCP connection underneath, for liveness probes
+	br       *bufio.Reader
+	addr     string
+	reused   bool
+	idleFrom time.Time
+}
+
+func (mc *memberConn) close() { _ = mc.c.Close() }
+
+var memberWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+
+// get returns an idle connection to addr, or dials one. probe asks that a
+// reused connection be checked for a close by the member first (for
+// requests that cannot be sent twice).
+func (u *upstream) get(ctx context.Context, x *exchange, addr string, probe bool) (*memberConn, error) {
+	for {
+		mc := u.takeIdle(addr)
+		if mc == nil {
+			break
+		}
+		if !probe || alive(mc.raw) {
+			return mc, nil
+		}
+		mc.close()
+	}
+	return u.dial(ctx, x, addr)
+}
+
+func (u *upstream) takeIdle(addr string) *memberConn {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	list := u.idle[addr]
+	if len(list) == 0 {
+		return nil
+	}
+	mc := list[len(list)-1] // most recently used: the least likely to be stale
+	list[len(list)-1] = nil
+	u.idle[addr] = list[:len(list)-1]
+	mc.reused = true
+	return mc
+}
+
+// put keeps a connection whose last response was read completely for the
+// next request, or closes it when the member's list is full.
+func (u *upstream) put(mc *memberConn) {
+	if u.maxIdle <= 0 {
+		mc.close()
+		return
+	}
+	mc.idleFrom = time.Now()
+	u.mu.Lock()
+	if u.idle == nil {
+		u.idle = map[string][]*memberConn{}
+	}
+	list := u.idle[mc.addr]
+	if len(list) >= u.maxIdle {
+		u.mu.Unlock()
+		mc.close()
+		return
+	}
+	u.idle[mc.addr] = append(list, mc)
+	if u.reaper == nil {
+		u.reaper = time.AfterFunc(u.idleTimeout, u.reap)
+	}
+	u.mu.Unlock()
+}
+
+// reap closes connections idle longer than idleTimeout and re-arms itself
+// while any connection stays idle.
+func (u *upstream) reap() {
+	cutoff := time.Now().Add(-u.idleTimeout)
+	var expired []*memberConn
+	u.mu.Lock()
+	for addr, list := range u.idle {
+		n := 0 // the list is ordered oldest first
+		for n < len(list) && list[n].idleFrom.Before(cutoff) {
+			n++
+		}
+		expired = append(expired, list[:n]...)
+		if rest := list[n:]; len(rest) > 0 {
+			u.idle[addr] = append(list[:0], rest...)
+		} else {
+			delete(u.idle, addr)
+		}
+	}
+	u.reaper = nil
+	if len(u.idle) > 0 {
+		u.reaper = time.AfterFunc(u.idleTimeout/4, u.reap)
+	}
+	u.mu.Unlock()
+	for _, mc := range expired {
+		mc.close()
+	}
+}
+
+// closeIdle closes every idle connection (at shutdown, or when the TLS
+// settings they were made with are gone).
+func (u *upstream) closeIdle() {
+	u.mu.Lock()
+	idle := u.idle
+	u.idle = nil
+	if u.reaper != nil {
+		u.reaper.Stop()
+		u.reaper = nil
+	}
+	u.mu.Unlock()
+	for _, list := range idle {
+		for _, mc := range list {
+			mc.close()
+		}
+	}
+}
+
+// dial connects to a member: TCP within the connect timeout, then the PROXY
+// header and the TLS handshake when the pool asks for them.
+func (u *upstream) dial(ctx context.Context, x *exchange, addr string) (*memberConn, error) {
+	raw, err := u.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c := raw
+	if u.key.proxyVersion != 0 {
+		h := proxyproto.HeaderProxyFromAddrs(u.key.proxyVersion, x.ci.remote, x.ci.local)
+		if _, err := h.WriteTo(c); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("sending the PROXY header to %s: %w", addr, err)
+		}
+	}
+	if u.key.idle > 0 {
+		tc := &idleTimeoutConn{Conn: c, idle: u.key.idle}
+		tc.extend()
+		c = tc
+	}
+	if u.tls != nil {
+		cfg := u.tls.Clone() // per member connection, not per request
+		if x.ci.tls != nil {
+			cfg.ServerName = x.ci.tls.ServerName // the client's SNI
+		}
+		if u.key.connect > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, u.key.connect)
+			defer cancel()
+		}
+		tc := tls.Client(c, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: raw.RemoteAddr(), Err: fmt.Errorf("TLS to member: %w", err)}
+		}
+		c = tc
+	}
+	return &memberConn{c: c, raw: raw, br: bufio.NewReaderSize(c, 4<<10), addr: addr}, nil
+}
+
+// alive reports whether an idle connection is still open: nothing to read
+// (no FIN, no stray bytes) without blocking. One non-blocking recv.
+func alive(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok = false
+	var b [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		_, _, e := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		ok = errors.Is(e, syscall.EAGAIN)
+		return true
+	})
+	return err == nil && ok
+}
