@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/terminator-proxy/terminator/certs"
 	"github.com/terminator-proxy/terminator/internal/testutil"
@@ -33,15 +35,23 @@ func serve(t *testing.T, cfg *tls.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	// Every connection goroutine ends before the test does: one that
+	// logged after it would race with the test's end.
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			wg.Add(1)
 			go func() {
+				defer wg.Done()
 				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 				if err := c.(*tls.Conn).Handshake(); err != nil {
 					t.Logf("server handshake: %v", err)
 				}
