@@ -21,7 +21,7 @@ type rawMember struct {
 	conns atomic.Int32
 	mu    sync.Mutex
 	open  []net.Conn // closed at cleanup
-	reqs  []string // request line, framing, header and body, as received
+	reqs  []string   // request line, framing, header and body, as received
 	// answer returns the raw response to request n (from 0) and whether
 	// to close the connection after writing it.
 	answer func(n int, r *http.Request) (string, bool)

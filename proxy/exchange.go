@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -70,11 +71,21 @@ func (f *Forwarder) exchange(w http.ResponseWriter, r *http.Request, x *exchange
 			mc, err = up.get(ctx, x, x.member.Addr, probe)
 		}
 		if err == nil {
+			// A client gone (HTTP/2 reset) or a connection cut at shutdown
+			// ends the exchange at once rather than at the member timeout.
+			stop := context.AfterFunc(ctx, mc.close)
 			var resp memberResponse
 			resp, err = roundTrip(mc, r, h, x, upgrade)
 			if err == nil {
-				return f.relay(w, r, x, up, mc, &resp)
+				aborted, keep := f.relay(w, r, x, mc, &resp)
+				if stop() && keep {
+					up.put(mc)
+				} else {
+					mc.close()
+				}
+				return aborted
 			}
+			stop()
 			mc.close()
 			if mc.reused && !resp.started && idempotent && bodyUnsent(x) && !redialed && ctx.Err() == nil {
 				redialed = true // the member closed it while it was idle
@@ -302,9 +313,9 @@ func parseStatusLine(s string) (proto string, code int, ok bool) {
 	return s[:8], code, code >= 100
 }
 
-// relay copies the member's response to the client and keeps the member
-// connection for reuse when the response ended cleanly.
-func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, x *exchange, up *upstream, mc *memberConn, resp *memberResponse) (aborted bool) {
+// relay copies the member's response to the client. keep reports that the
+// response ended cleanly and the member connection can carry another.
+func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, x *exchange, mc *memberConn, resp *memberResponse) (aborted, keep bool) {
 	out := w.Header()
 	named := connectionOptions(resp.header)
 	for k, vs := range resp.header {
@@ -314,7 +325,8 @@ func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, x *exchange, u
 	}
 	x.member.requests[classIndex(resp.status)].Inc()
 	if resp.status == http.StatusSwitchingProtocols {
-		return f.tunnel(w, r, x, mc, resp)
+		f.tunnel(w, r, x, mc, resp)
+		return false, false
 	}
 	if x.route.Headers.HSTS != "" && x.ci.tls != nil {
 		out.Set("Strict-Transport-Security", x.route.Headers.HSTS)
@@ -325,11 +337,9 @@ func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, x *exchange, u
 	}
 	w.WriteHeader(resp.status)
 	if resp.length == 0 {
-		f.release(up, mc, resp)
-		return false
+		return false, resp.keepAlive
 	}
 	if err, clientSide := copyResponseBody(w, mc.br, resp); err != nil {
-		mc.close()
 		if clientSide {
 			x.member.errors("client_gone").Inc()
 			f.log.Debug("client went away during the response", "listener", x.route.Listener, "err", err)
@@ -338,18 +348,9 @@ func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, x *exchange, u
 			x.member.errors(reason).Inc()
 			f.log.Warn("member response cut short", "listener", x.route.Listener, "member", x.member.Name, "addr", x.member.Addr, "err", err)
 		}
-		return true
+		return true, false
 	}
-	f.release(up, mc, resp)
-	return false
-}
-
-func (f *Forwarder) release(up *upstream, mc *memberConn, resp *memberResponse) {
-	if resp.keepAlive {
-		up.put(mc)
-		return
-	}
-	mc.close()
+	return false, resp.keepAlive
 }
 
 // copyResponseBody copies the body as framed by resp. Bodies of unknown
@@ -410,13 +411,13 @@ func copyResponseBody(w http.ResponseWriter, br *bufio.Reader, resp *memberRespo
 // tunnel completes a protocol upgrade (WebSocket): it takes over the
 // client connection, sends the 101 head, and copies bytes both ways until
 // either side closes or the member stays silent for the member timeout.
-func (f *Forwarder) tunnel(w http.ResponseWriter, r *http.Request, x *exchange, mc *memberConn, resp *memberResponse) bool {
+func (f *Forwarder) tunnel(w http.ResponseWriter, r *http.Request, x *exchange, mc *memberConn, resp *memberResponse) {
 	defer mc.close()
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		clear(w.Header())
 		f.fail(w, r, x, fmt.Errorf("taking over the client connection for the upgrade: %w", err))
-		return false
+		return
 	}
 	defer conn.Close()
 	if rec, ok := w.(*recorder); ok {
@@ -428,7 +429,7 @@ func (f *Forwarder) tunnel(w http.ResponseWriter, r *http.Request, x *exchange, 
 	brw.WriteString(strings.Join(resp.header["Upgrade"], ", "))
 	brw.WriteString("\r\n\r\n")
 	if err := brw.Flush(); err != nil {
-		return false
+		return
 	}
 	done := make(chan struct{})
 	go func() { // owned by this call, which waits for it
@@ -441,5 +442,4 @@ func (f *Forwarder) tunnel(w http.ResponseWriter, r *http.Request, x *exchange, 
 	mc.close()
 	conn.Close()
 	<-done
-	return false
 }

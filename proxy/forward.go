@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -101,7 +100,7 @@ func errorStatus(err error) (status int, reason, msg string) {
 // status and a short reason; the log gets the cause.
 func (f *Forwarder) fail(w http.ResponseWriter, r *http.Request, x *exchange, err error) {
 	x.member.requests[0].Inc()
-	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
+	if r.Context().Err() != nil {
 		// The client went away; nobody is left to answer.
 		x.member.errors("client_gone").Inc()
 		f.log.Debug("client closed the request", "listener", x.route.Listener, "member", x.member.Name)

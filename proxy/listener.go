@@ -56,9 +56,11 @@ type Listener struct {
 	closed   bool
 	old      map[*generation]bool // replaced generations still draining
 	draining sync.WaitGroup       // their drain goroutines
+
+	h1 h1conns // HTTP/1.x connections, served by terminator itself
 }
 
-// generation is one http.Server over the listener's accepted connections.
+// generation is one http.Server over the listener's HTTP/2 connections.
 // A new one starts only when server-level parameters change.
 type generation struct {
 	srv  *http.Server
@@ -176,6 +178,9 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	l.limit.close()
 	err := l.ln.Close()
 	l.wg.Wait() // accept loop and handshakes are done
+	if e := l.shutdownH1(ctx); e != nil {
+		err = e
+	}
 	for _, g := range append(old, gen) {
 		if e := l.stopGeneration(ctx, g); e != nil {
 			err = e
@@ -298,7 +303,7 @@ func (l *Listener) serveConn(c net.Conn, st *routeState) {
 		return
 	}
 	if st.TLS == nil && !proxied {
-		l.deliver(lc)
+		l.startH1(lc)
 		return
 	}
 	if proxied {
@@ -328,7 +333,7 @@ func (l *Listener) handshake(c net.Conn, st *routeState, proxied bool) {
 			return
 		}
 		if st.TLS == nil {
-			l.deliver(c)
+			l.startH1(c)
 			return
 		}
 	}
@@ -340,8 +345,13 @@ func (l *Listener) handshake(c net.Conn, st *routeState, proxied bool) {
 		_ = tc.Close()
 		return
 	}
-	l.recordHandshake(st, tc.ConnectionState())
-	l.deliver(tc)
+	cs := tc.ConnectionState()
+	l.recordHandshake(st, cs)
+	if cs.NegotiatedProtocol == "h2" {
+		l.deliver(tc)
+		return
+	}
+	l.startH1(tc)
 }
 
 // handshakeTimeout bounds a handshake (and a PROXY header): the client

@@ -1,0 +1,396 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// terminator serves HTTP/1.x itself; net/http serves only HTTP/2. The own
+// loop reads a request, runs the handler and writes the response in one
+// goroutine per connection: no background read per request, no request
+// context per request, and the response writer is borrowed from a pool
+// only while a response is being written. Parsing is strict (wire.go).
+
+// maxDrainBytes is how much of an unread request body is read and thrown
+// away to keep the connection, as net/http's maxPostHandlerReadBytes.
+const maxDrainBytes = 256 << 10
+
+var connWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+
+// h1conns tracks a listener's HTTP/1.x connections for Shutdown.
+type h1conns struct {
+	mu      sync.Mutex // guards conns and closing
+	conns   map[*h1conn]bool
+	closing bool
+	wg      sync.WaitGroup // one per serving goroutine
+}
+
+// h1conn is one client connection served by serveH1.
+type h1conn struct {
+	l      *Listener
+	c      net.Conn
+	ci     *connInfo
+	br     *bufio.Reader
+	ctx    context.Context // request context; cancelled when the connection is cut
+	cancel context.CancelFunc
+	mu     sync.Mutex // guards idle
+	idle   bool       // waiting for a request; Shutdown may close it
+}
+
+// startH1 serves c in a new goroutine, unless the listener is shutting
+// down.
+func (l *Listener) startH1(c net.Conn) {
+	ci := newConnInfo(c)
+	hc := &h1conn{l: l, c: c, ci: ci, idle: true}
+	hc.ctx, hc.cancel = context.WithCancel(context.WithValue(context.Background(), connInfoKey{}, ci))
+	s := &l.h1
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		hc.cancel()
+		_ = c.Close()
+		return
+	}
+	if s.conns == nil {
+		s.conns = map[*h1conn]bool{}
+	}
+	s.conns[hc] = true
+	s.wg.Add(1)
+	s.mu.Unlock()
+	l.route.Load().counters.connsActive.Inc()
+	go hc.serve()
+}
+
+// shutdownH1 closes idle connections at once and the others after their
+// current response; when ctx ends first it cuts them all.
+func (l *Listener) shutdownH1(ctx context.Context) error {
+	s := &l.h1
+	s.mu.Lock()
+	s.closing = true
+	for hc := range s.conns {
+		hc.closeIfIdle()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }() // ends when the last connection does
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	for hc := range s.conns {
+		hc.cancel()
+		_ = hc.c.Close()
+	}
+	s.mu.Unlock()
+	<-done // handlers stop: their member exchanges watch hc.ctx
+	return ctx.Err()
+}
+
+func (hc *h1conn) setIdle(idle bool) (closing bool) {
+	hc.mu.Lock()
+	hc.idle = idle
+	hc.mu.Unlock()
+	s := &hc.l.h1
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+func (hc *h1conn) closeIfIdle() {
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	if hc.idle {
+		_ = hc.c.Close()
+	}
+}
+
+func (hc *h1conn) serve() {
+	s := &hc.l.h1
+	hijacked := false
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, hc)
+		s.mu.Unlock()
+		hc.cancel()
+		if !hijacked {
+			_ = hc.c.Close()
+		}
+		hc.l.route.Load().counters.connsActive.Dec()
+		s.wg.Done()
+	}()
+	hc.br = bufio.NewReaderSize(hc.c, 4<<10)
+	var dl deadline
+	base := (&http.Request{}).WithContext(hc.ctx)
+	for {
+		st := hc.l.route.Load()
+		if dl.timeout = st.ClientTimeout; dl.timeout > 0 && dl.due(time.Now()) {
+			_ = hc.c.SetReadDeadline(dl.last.Add(dl.timeout)) // idle, then header read
+		}
+		r, body, err := hc.readRequest(base)
+		if err != nil {
+			hc.refuse(st, err)
+			return
+		}
+		if hc.setIdle(false) {
+			r.Close = true // shutting down: this is the last response
+		}
+		w := newH1Response(hc, r, body)
+		var aborted bool
+		hijacked, aborted = hc.handle(w, r)
+		if hijacked || aborted {
+			return
+		}
+		if !w.finish() || !body.drain() {
+			return
+		}
+		if hc.setIdle(true) {
+			return
+		}
+	}
+}
+
+// handle runs the listener's handler, turning a panic into a cut
+// connection as net/http does.
+func (hc *h1conn) handle(w *h1response, r *http.Request) (hijacked, aborted bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				hc.l.opts.Logger.Error("panic serving request", "listener", hc.l.route.Load().Listener, "panic", p, "stack", string(debug.Stack()))
+			}
+			w.release()
+			hijacked, aborted = w.hijacked, true
+		}
+	}()
+	hc.l.ServeHTTP(w, r)
+	return w.hijacked, false
+}
+
+// readRequest reads and checks one request head and sets up its body.
+func (hc *h1conn) readRequest(base *http.Request) (*http.Request, *h1body, error) {
+	bp := headBufs.Get().(*[]byte)
+	start, h, err := readHead(hc.br, *bp, hc.l.opts.MaxHeaderBytes)
+	headBufs.Put(bp)
+	if err != nil {
+		return nil, nil, err
+	}
+	method, rest, ok1 := strings.Cut(start, " ")
+	target, proto, ok2 := strings.Cut(rest, " ")
+	if !ok1 || !ok2 || !validMethod(method) || !validTarget(target) {
+		return nil, nil, headErrorf("malformed request line %q", truncate(start, 60))
+	}
+	r := new(http.Request)
+	*r = *base
+	r.Method, r.RequestURI, r.Proto, r.Header = method, target, proto, h
+	switch proto {
+	case "HTTP/1.1":
+		r.ProtoMajor, r.ProtoMinor = 1, 1
+	case "HTTP/1.0":
+		r.ProtoMajor, r.ProtoMinor = 1, 0
+	default:
+		return nil, nil, &versionError{proto: proto}
+	}
+	if method == http.MethodConnect {
+		return nil, nil, headErrorf("CONNECT is not supported")
+	}
+	if r.URL, err = url.ParseRequestURI(target); err != nil {
+		return nil, nil, headErrorf("malformed request target %q", truncate(target, 60))
+	}
+	hosts := h["Host"]
+	switch {
+	case len(hosts) > 1:
+		return nil, nil, headErrorf("more than one Host header")
+	case len(hosts) == 0 && r.ProtoMinor == 1:
+		return nil, nil, headErrorf("missing Host header")
+	case len(hosts) == 1 && !httpguts.ValidHostHeader(hosts[0]):
+		return nil, nil, headErrorf("malformed Host header")
+	case r.URL.Host != "":
+		r.Host = r.URL.Host // absolute-form wins (RFC 9112 §3.2.2)
+	case len(hosts) == 1:
+		r.Host = hosts[0]
+	}
+	delete(h, "Host")
+	r.RemoteAddr = hc.ci.remote.String()
+	r.TLS = hc.ci.tls
+	r.Close = hasToken(h, "Connection", "close") || (r.ProtoMinor == 0 && !hasToken(h, "Connection", "keep-alive"))
+	chunked, length, err := bodyFraming(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	if chunked && r.ProtoMinor == 0 {
+		return nil, nil, headErrorf("Transfer-Encoding in an HTTP/1.0 request")
+	}
+	delete(h, "Transfer-Encoding")
+	body := &h1body{hc: hc, chunked: chunked, remaining: length}
+	switch {
+	case chunked:
+		r.ContentLength, r.TransferEncoding = -1, []string{"chunked"}
+		body.cr = httputil.NewChunkedReader(hc.br)
+	case length > 0:
+		r.ContentLength = length
+	default:
+		body.remaining, body.done = 0, true
+	}
+	if exp := h["Expect"]; len(exp) > 0 {
+		if len(exp) != 1 || !strings.EqualFold(exp[0], "100-continue") {
+			return nil, nil, &expectError{}
+		}
+		body.needContinue = !body.done && r.ProtoMinor == 1
+	}
+	r.Body = http.NoBody
+	if !body.done {
+		r.Body = body
+	}
+	return r, body, nil
+}
+
+// versionError is a request in an HTTP version other than 1.0 and 1.1.
+type versionError struct{ proto string }
+
+func (e *versionError) Error() string {
+	return fmt.Sprintf("unsupported HTTP version %q", truncate(e.proto, 20))
+}
+
+// expectError is an Expect header other than 100-continue.
+type expectError struct{}
+
+func (*expectError) Error() string { return "unsupported Expect header" }
+
+// refuse answers a request that could not be read, unless the client just
+// went away or stayed silent, and the connection is then closed.
+func (hc *h1conn) refuse(st *routeState, err error) {
+	var he *headError
+	var ve *versionError
+	var ee *expectError
+	status := 0
+	switch {
+	case errors.Is(err, errHeadTooLarge):
+		status = http.StatusRequestHeaderFieldsTooLarge
+	case errors.As(err, &ve):
+		status = http.StatusHTTPVersionNotSupported
+	case errors.As(err, &ee):
+		status = http.StatusExpectationFailed
+	case errors.As(err, &he):
+		status = http.StatusBadRequest
+	}
+	if status == 0 {
+		return // EOF, reset, timeout or shutdown: nobody to answer
+	}
+	hc.l.opts.Logger.Debug("bad request", "listener", st.Listener, "client", hc.ci.clientIP, "status", status, "err", err)
+	st.counters.requests[classIndex(status)].Inc()
+	msg := http.StatusText(status) + ": " + err.Error() + "\n"
+	_ = hc.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, _ = fmt.Fprintf(hc.c, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+		status, http.StatusText(status), len(msg), msg)
+}
+
+// validMethod reports whether m is a token (RFC 9110 §9.1).
+func validMethod(m string) bool {
+	if m == "" {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if !httpguts.IsTokenRune(rune(m[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// validTarget refuses empty targets and any control character or space.
+func validTarget(t string) bool {
+	if t == "" {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] <= ' ' || t[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// h1body is a request body read from the connection as framed by its
+// head. Reading it sends 100 Continue first when the client asked for it.
+type h1body struct {
+	hc           *h1conn
+	chunked      bool
+	cr           io.Reader // chunked decoder
+	remaining    int64     // Content-Length bytes left
+	needContinue bool
+	done         bool
+	err          error // sticky
+}
+
+func (b *h1body) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.done {
+		return 0, io.EOF
+	}
+	if b.needContinue {
+		b.needContinue = false
+		if _, err := io.WriteString(b.hc.c, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
+			b.err = err
+			return 0, err
+		}
+	}
+	var n int
+	var err error
+	if b.chunked {
+		n, err = b.cr.Read(p)
+		if err == io.EOF {
+			if err = skipTrailers(b.hc.br, b.hc.l.opts.MaxHeaderBytes); err == nil {
+				b.done, err = true, io.EOF
+			}
+		}
+	} else {
+		if int64(len(p)) > b.remaining {
+			p = p[:b.remaining]
+		}
+		n, err = b.hc.br.Read(p)
+		b.remaining -= int64(n)
+		switch {
+		case b.remaining == 0:
+			b.done, err = true, nil
+		case err == io.EOF:
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+// Close does nothing: what the handler leaves unread is drained or the
+// connection closed after the response.
+func (b *h1body) Close() error { return nil }
+
+// drain reads what the handler left of the body so that the connection
+// can carry the next request. It reports whether it can.
+func (b *h1body) drain() bool {
+	if b.done {
+		return true
+	}
+	if b.err != nil || b.needContinue {
+		return false // the client was never told to send it
+	}
+	n, err := io.CopyN(io.Discard, b, maxDrainBytes+1)
+	return err == io.EOF && n <= maxDrainBytes
+}
