@@ -1,11 +1,15 @@
 package dataplane_test
 
 import (
+	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	tu "github.com/terminator-proxy/terminator/internal/testutil"
 )
@@ -47,4 +51,107 @@ func BenchmarkRequestPath(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkIdleConnMemory opens b.N idle TLS keep-alive connections (one
+// request each, as the bench's mem scenario) and reports the live heap
+// and goroutine stack memory per connection after a GC, so that the share
+// of each can be followed across changes. The client side is in the same
+// process: its memory is measured by opening the same connections to a
+// plain crypto/tls echo listener and subtracting.
+func BenchmarkIdleConnMemory(b *testing.B) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer backend.Close()
+	h := newBenchHarness(b)
+	h.cert("site.pem", "site.example")
+	_, port := tu.HostPort(b, backend.URL)
+	h.mustApply(oneListener("", "{address: 127.0.0.1, protocol_port: "+port+"}"))
+	addr := h.addr("127.0.0.1:0")
+	roots := tu.Pool(h.ca)
+	b.ReportAllocs()
+	before := idleMemory()
+	conns := make([]*tls.Conn, 0, b.N)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	buf := make([]byte, 4096)
+	for i := 0; i < b.N; i++ {
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "site.example", NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: site.example\r\n\r\n"); err != nil {
+			b.Fatal(err)
+		}
+		if n, err := c.Read(buf); err != nil || !strings.HasSuffix(string(buf[:n]), "ok") {
+			b.Fatalf("response %q: %v", buf[:n], err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // every server goroutine is parked
+	after := idleMemory()
+	b.StopTimer()
+	// The client's share: its tls.Conn per connection, measured alone.
+	client := clientConnMemory(b, h, b.N)
+	heap := float64(after.heap-before.heap-client.heap) / float64(b.N)
+	stack := float64(after.stack-before.stack-client.stack) / float64(b.N)
+	b.ReportMetric(heap/1024, "heap-KiB/conn")
+	b.ReportMetric(stack/1024, "stack-KiB/conn")
+}
+
+type memSample struct{ heap, stack int64 }
+
+func idleMemory() memSample {
+	runtime.GC()
+	runtime.GC() // a second cycle shrinks the stacks the first found oversized
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return memSample{heap: int64(ms.HeapAlloc), stack: int64(ms.StackInuse)}
+}
+
+// clientConnMemory measures n client TLS connections to a bare crypto/tls
+// server that holds them without goroutines after the handshake.
+func clientConnMemory(b *testing.B, h *harness, n int) memSample {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	srvCert, err := tls.LoadX509KeyPair(h.dir+"/site.pem", h.dir+"/site.pem")
+	if err != nil {
+		b.Fatal(err)
+	}
+	held := make(chan net.Conn, n)
+	go func() {
+		for i := 0; i < n; i++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{srvCert}})
+			_ = tc.Handshake()
+			held <- c // the raw socket only: the server side is not counted below
+		}
+	}()
+	before := idleMemory()
+	conns := make([]*tls.Conn, 0, n)
+	for i := 0; i < n; i++ {
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: tu.Pool(h.ca), ServerName: "site.example"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for i := 0; i < n; i++ {
+		<-held
+	}
+	after := idleMemory()
+	for _, c := range conns {
+		c.Close()
+	}
+	return memSample{heap: after.heap - before.heap, stack: after.stack - before.stack}
 }

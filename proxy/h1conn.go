@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -46,8 +48,16 @@ type h1conn struct {
 	br     *bufio.Reader
 	ctx    context.Context // request context; cancelled when the connection is cut
 	cancel context.CancelFunc
-	mu     sync.Mutex // guards idle
-	idle   bool       // waiting for a request; Shutdown may close it
+	// Idle connections give their reader back (idle.go). raw is the
+	// socket to wait on, nil when a layer above it buffers on its own;
+	// rec is the record framer under TLS; src tells whether crypto/tls
+	// may still hold decrypted bytes.
+	raw  syscall.Conn
+	rec  *recordConn
+	src  fillTracker
+	peek [1]byte
+	mu   sync.Mutex // guards idle
+	idle bool       // waiting for a request; Shutdown may close it
 }
 
 // startH1 serves c in a new goroutine, unless the listener is shutting
@@ -55,6 +65,14 @@ type h1conn struct {
 func (l *Listener) startH1(c net.Conn) {
 	ci := newConnInfo(c)
 	hc := &h1conn{l: l, c: c, ci: ci, idle: true}
+	hc.src.r = c
+	if tc, ok := c.(*tls.Conn); ok {
+		if hc.rec, _ = tc.NetConn().(*recordConn); hc.rec != nil {
+			hc.raw = tcpOf(hc.rec)
+		}
+	} else {
+		hc.raw = tcpOf(c)
+	}
 	hc.ctx, hc.cancel = context.WithCancel(context.WithValue(context.Background(), connInfoKey{}, ci))
 	s := &l.h1
 	s.mu.Lock()
@@ -130,16 +148,27 @@ func (hc *h1conn) serve() {
 		if !hijacked {
 			_ = hc.c.Close()
 		}
+		if !hijacked {
+			hc.releaseReader()
+		}
 		hc.l.route.Load().counters.connsActive.Dec()
 		s.wg.Done()
 	}()
-	hc.br = bufio.NewReaderSize(hc.c, 4<<10)
 	var dl deadline
 	base := (&http.Request{}).WithContext(hc.ctx)
 	for {
 		st := hc.l.route.Load()
 		if dl.timeout = st.ClientTimeout; dl.timeout > 0 && dl.due(time.Now()) {
 			_ = hc.c.SetReadDeadline(dl.last.Add(dl.timeout)) // idle, then header read
+		}
+		if hc.br == nil {
+			if hc.idleSafe() {
+				if err := waitReadable(hc.raw, &hc.peek); err != nil {
+					return // timeout, close or shutdown while idle
+				}
+			}
+			hc.br = connReaders.Get().(*bufio.Reader)
+			hc.br.Reset(&hc.src)
 		}
 		r, body, err := hc.readRequest(base)
 		if err != nil {
@@ -161,6 +190,24 @@ func (hc *h1conn) serve() {
 		if hc.setIdle(true) {
 			return
 		}
+		if hc.idleSafe() {
+			hc.releaseReader()
+		}
+	}
+}
+
+// idleSafe reports whether every byte received so far has been read out of
+// the layers above the socket, so waiting on the socket cannot miss any.
+func (hc *h1conn) idleSafe() bool {
+	return hc.raw != nil && (hc.br == nil || hc.br.Buffered() == 0) && !hc.src.full &&
+		(hc.rec == nil || !hc.rec.pending())
+}
+
+func (hc *h1conn) releaseReader() {
+	if hc.br != nil {
+		hc.br.Reset(nil)
+		connReaders.Put(hc.br)
+		hc.br = nil
 	}
 }
 

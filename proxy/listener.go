@@ -339,7 +339,7 @@ func (l *Listener) handshake(c net.Conn, st *routeState, proxied bool) {
 	}
 	ctx, cancel := context.WithTimeout(l.ctx, handshakeTimeout(st))
 	defer cancel()
-	tc := tls.Server(c, l.base)
+	tc := tls.Server(&recordConn{Conn: c}, l.base)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		l.recordHandshakeFailure(st, err)
 		_ = tc.Close()
