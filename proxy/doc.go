@@ -7,4 +7,21 @@
 // the timeouts. In-flight requests finish on the Route they started with;
 // keep-alive connections carry on with the new one. The proxy knows nothing
 // about where certificates come from: it is handed a finished *tls.Config.
+//
+// The request path, file by file:
+//
+//   - listener.go accepts, checks allowed_cidrs and PROXY headers, and does
+//     the TLS handshake off the accept loop. Connections that negotiate h2
+//     go to net/http's HTTP/2 server; all others are HTTP/1.x.
+//   - h1conn.go and h1response.go serve HTTP/1.x themselves: one goroutine
+//     per connection reads a request (wire.go: strict parsing, so request
+//     smuggling stays impossible), runs Listener.ServeHTTP and writes the
+//     response. idle.go lets an idle connection wait for the client with no
+//     read buffer.
+//   - Listener.ServeHTTP applies L7 policies (l7.go), picks a member
+//     (balance.go, persist.go) and calls the Forwarder.
+//   - forward.go and exchange.go write the request to a pooled member
+//     connection (member.go, upstream.go) and relay the response, in the
+//     serving goroutine itself: HTTP/1.1 to members, framing re-done by
+//     terminator on both sides.
 package proxy
