@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -40,13 +39,7 @@ func (c *batchConn) flush() error {
 // segment, and a request larger than the reader's buffer followed by
 // another, are all answered.
 func TestH1IdleWaitMissesNothing(t *testing.T) {
-	h := newHarness(t)
-	h.cert("site.pem", "site.example")
-	m := newRawMember(t, func(int, *http.Request) (string, bool) {
-		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
-	})
-	h.mustApply(oneListener("", m.spec()))
-	addr := h.addr("127.0.0.1:0")
+	h, _, addr := okListener(t)
 	big := strings.Repeat("b", 9000) // one request bigger than the 4 KiB reader
 	cases := map[string][]string{
 		"three records in one segment": {"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n", "GET /2 HTTP/1.1\r\nHost: a\r\n\r\n", "GET /3 HTTP/1.1\r\nHost: a\r\n\r\n"},

@@ -32,13 +32,7 @@ func rawTLS(t *testing.T, h *harness, addr, raw string) string {
 // ambiguous framing with a clear status and closes the connection, and no
 // smuggled request ever reaches the member.
 func TestH1RequestStrictness(t *testing.T) {
-	h := newHarness(t)
-	h.cert("site.pem", "site.example")
-	m := newRawMember(t, func(int, *http.Request) (string, bool) {
-		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
-	})
-	h.mustApply(oneListener("", m.spec()))
-	addr := h.addr("127.0.0.1:0")
+	h, m, addr := okListener(t)
 	const smuggled = "GET /smuggled HTTP/1.1\r\nHost: site.example\r\n\r\n"
 	cases := []struct{ name, req, want string }{
 		{"CL and TE", "POST / HTTP/1.1\r\nHost: site.example\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled, "400 Bad Request"},

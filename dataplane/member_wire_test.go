@@ -88,6 +88,19 @@ func (m *rawMember) serve() {
 	}
 }
 
+// okListener is a harness with one TLS listener in front of a raw member
+// that answers "ok" to every request, and the listener's address.
+func okListener(t *testing.T) (*harness, *rawMember, string) {
+	t.Helper()
+	h := newHarness(t)
+	h.cert("site.pem", "site.example")
+	m := newRawMember(t, func(int, *http.Request) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	h.mustApply(oneListener("", m.spec()))
+	return h, m, h.addr("127.0.0.1:0")
+}
+
 func (m *rawMember) spec() string {
 	return fmt.Sprintf("{address: 127.0.0.1, protocol_port: %d}", m.ln.Addr().(*net.TCPAddr).Port)
 }
