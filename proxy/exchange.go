@@ -145,11 +145,11 @@ func outboundHeader(r *http.Request, x *exchange) http.Header {
 
 // roundTrip writes the request to mc and reads the response head.
 func roundTrip(mc *memberConn, r *http.Request, h http.Header, x *exchange, upgrade string) (memberResponse, error) {
-	bw := memberWriters.Get().(*bufio.Writer)
+	bw := writers.Get().(*bufio.Writer)
 	bw.Reset(mc.c)
 	werr := writeRequest(bw, r, h, x, upgrade)
 	bw.Reset(nil)
-	memberWriters.Put(bw)
+	writers.Put(bw)
 	var cbe *clientBodyError
 	if errors.As(werr, &cbe) {
 		return memberResponse{}, werr // the request is incomplete: no answer can be trusted
@@ -178,14 +178,7 @@ func writeRequest(bw *bufio.Writer, r *http.Request, h http.Header, x *exchange,
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.WriteString(r.Host)
 	bw.WriteString("\r\n")
-	for k, vs := range h {
-		for _, v := range vs {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
-		}
-	}
+	writeFields(bw, h)
 	if upgrade != "" {
 		bw.WriteString("Connection: Upgrade\r\nUpgrade: ")
 		bw.WriteString(upgrade)

@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,13 +31,11 @@ import (
 // away to keep the connection, as net/http's maxPostHandlerReadBytes.
 const maxDrainBytes = 256 << 10
 
-var connWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
-
 // h1conns tracks a listener's HTTP/1.x connections for Shutdown.
 type h1conns struct {
-	mu      sync.Mutex // guards conns and closing
+	mu      sync.Mutex // guards conns; closing is set with it held
 	conns   map[*h1conn]bool
-	closing bool
+	closing atomic.Bool    // read without mu on every request
 	wg      sync.WaitGroup // one per serving goroutine
 }
 
@@ -76,7 +75,7 @@ func (l *Listener) startH1(c net.Conn) {
 	hc.ctx, hc.cancel = context.WithCancel(context.WithValue(context.Background(), connInfoKey{}, ci))
 	s := &l.h1
 	s.mu.Lock()
-	if s.closing {
+	if s.closing.Load() {
 		s.mu.Unlock()
 		hc.cancel()
 		_ = c.Close()
@@ -97,7 +96,7 @@ func (l *Listener) startH1(c net.Conn) {
 func (l *Listener) shutdownH1(ctx context.Context) error {
 	s := &l.h1
 	s.mu.Lock()
-	s.closing = true
+	s.closing.Store(true)
 	for hc := range s.conns {
 		hc.closeIfIdle()
 	}
@@ -123,10 +122,7 @@ func (hc *h1conn) setIdle(idle bool) (closing bool) {
 	hc.mu.Lock()
 	hc.idle = idle
 	hc.mu.Unlock()
-	s := &hc.l.h1
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
+	return hc.l.h1.closing.Load()
 }
 
 func (hc *h1conn) closeIfIdle() {
@@ -147,8 +143,6 @@ func (hc *h1conn) serve() {
 		hc.cancel()
 		if !hijacked {
 			_ = hc.c.Close()
-		}
-		if !hijacked {
 			hc.releaseReader()
 		}
 		hc.l.route.Load().counters.connsActive.Dec()

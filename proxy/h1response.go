@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -20,7 +19,7 @@ type h1response struct {
 	req       *http.Request
 	body      *h1body
 	header    http.Header
-	bw        *bufio.Writer // borrowed from connWriters while the response is written
+	bw        *bufio.Writer // borrowed from writers while the response is written
 	status    int
 	headSent  bool
 	chunked   bool
@@ -127,7 +126,7 @@ func (w *h1response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // has returned, so an unset length is known to be what was written.
 func (w *h1response) writeHead(final bool) {
 	w.headSent = true
-	w.bw = connWriters.Get().(*bufio.Writer)
+	w.bw = writers.Get().(*bufio.Writer)
 	w.bw.Reset(w.hc.c)
 	if cl := w.header["Content-Length"]; len(cl) == 1 {
 		if n, err := parseLength(cl[0]); err == nil {
@@ -146,17 +145,7 @@ func (w *h1response) writeHead(final bool) {
 	}
 	bw := w.bw
 	bw.WriteString(statusLine(w.status))
-	for k, vs := range w.header {
-		for _, v := range vs {
-			if strings.ContainsAny(v, "\r\n") {
-				continue // never let a value split the head
-			}
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
-		}
-	}
+	writeFields(bw, w.header)
 	if w.chunked {
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}
@@ -192,7 +181,7 @@ func (w *h1response) finish() bool {
 func (w *h1response) release() {
 	if w.bw != nil {
 		w.bw.Reset(nil)
-		connWriters.Put(w.bw)
+		writers.Put(w.bw)
 		w.bw = nil
 	}
 }

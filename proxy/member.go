@@ -24,11 +24,10 @@ const memberIdleTimeout = 90 * time.Second
 // by the goroutine serving it, with no per-connection goroutines and no
 // hand-offs between them.
 type upstream struct {
-	key         upstreamKey
-	dialer      net.Dialer
-	tls         *tls.Config // nil: plain HTTP to members
-	maxIdle     int         // idle connections kept per member; 0: none
-	idleTimeout time.Duration
+	key     upstreamKey
+	dialer  net.Dialer
+	tls     *tls.Config // nil: plain HTTP to members
+	maxIdle int         // idle connections kept per member; 0: none
 
 	mu     sync.Mutex // guards idle and reaper
 	idle   map[string][]*memberConn
@@ -48,8 +47,6 @@ type memberConn struct {
 }
 
 func (mc *memberConn) close() { _ = mc.c.Close() }
-
-var memberWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 
 // get returns an idle connection to addr, or dials one. probe asks that a
 // reused connection be checked for a close by the member first (for
@@ -102,15 +99,15 @@ func (u *upstream) put(mc *memberConn) {
 	}
 	u.idle[mc.addr] = append(list, mc)
 	if u.reaper == nil {
-		u.reaper = time.AfterFunc(u.idleTimeout, u.reap)
+		u.reaper = time.AfterFunc(memberIdleTimeout, u.reap)
 	}
 	u.mu.Unlock()
 }
 
-// reap closes connections idle longer than idleTimeout and re-arms itself
+// reap closes connections idle longer than memberIdleTimeout and re-arms itself
 // while any connection stays idle.
 func (u *upstream) reap() {
-	cutoff := time.Now().Add(-u.idleTimeout)
+	cutoff := time.Now().Add(-memberIdleTimeout)
 	var expired []*memberConn
 	u.mu.Lock()
 	for addr, list := range u.idle {
@@ -127,7 +124,7 @@ func (u *upstream) reap() {
 	}
 	u.reaper = nil
 	if len(u.idle) > 0 {
-		u.reaper = time.AfterFunc(u.idleTimeout/4, u.reap)
+		u.reaper = time.AfterFunc(memberIdleTimeout/4, u.reap)
 	}
 	u.mu.Unlock()
 	for _, mc := range expired {

@@ -38,7 +38,7 @@ func (t *transports) get(k upstreamKey, tlsCfg *tls.Config) *upstream {
 	}
 	dialer := t.dialOpts
 	dialer.Timeout = k.connect
-	u := &upstream{key: k, dialer: dialer, tls: tlsCfg, maxIdle: t.maxIdle, idleTimeout: memberIdleTimeout}
+	u := &upstream{key: k, dialer: dialer, tls: tlsCfg, maxIdle: t.maxIdle}
 	if k.proxyVersion != 0 {
 		u.maxIdle = 0 // each connection carries one client's address
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -178,7 +179,7 @@ func hopByHop(key string) bool {
 func connectionOptions(h http.Header) map[string]bool {
 	var named map[string]bool
 	for _, line := range h["Connection"] {
-		for _, tok := range strings.Split(line, ",") {
+		for tok := range strings.SplitSeq(line, ",") {
 			tok = strings.Trim(tok, " \t")
 			if tok == "" || strings.EqualFold(tok, "close") || strings.EqualFold(tok, "keep-alive") {
 				continue
@@ -195,7 +196,7 @@ func connectionOptions(h http.Header) map[string]bool {
 // hasToken reports whether a comma-separated header lists tok (any case).
 func hasToken(h http.Header, key, tok string) bool {
 	for _, line := range h[key] {
-		for _, t := range strings.Split(line, ",") {
+		for t := range strings.SplitSeq(line, ",") {
 			if strings.EqualFold(strings.Trim(t, " \t"), tok) {
 				return true
 			}
@@ -203,6 +204,26 @@ func hasToken(h http.Header, key, tok string) bool {
 	}
 	return false
 }
+
+// writeFields writes header fields in wire form. A value holding a line
+// break is left out, so no value can split the head, whoever set it.
+func writeFields(bw *bufio.Writer, h http.Header) {
+	for k, vs := range h {
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n") {
+				continue
+			}
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+}
+
+// writers are the 4 KiB buffered writers borrowed while a request is
+// written to a member or a response to a client.
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 
 // skipTrailers reads and discards the trailer section after a chunked
 // body's last chunk, up to max bytes.
