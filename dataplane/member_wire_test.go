@@ -2,6 +2,7 @@ package dataplane_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 // connections terminator opens and records the requests it receives.
 type rawMember struct {
 	ln    net.Listener
+	tls   *tls.Config // non-nil: the member speaks TLS
 	conns atomic.Int32
 	mu    sync.Mutex
 	open  []net.Conn // closed at cleanup
@@ -28,13 +30,21 @@ type rawMember struct {
 	wg     sync.WaitGroup
 }
 
+// pause in a scripted answer splits it into two writes 50 ms apart.
+const pause = "\x00pause\x00"
+
 func newRawMember(t *testing.T, answer func(n int, r *http.Request) (string, bool)) *rawMember {
+	return newRawTLSMember(t, nil, answer)
+}
+
+// newRawTLSMember is newRawMember speaking TLS with cfg when cfg is set.
+func newRawTLSMember(t *testing.T, cfg *tls.Config, answer func(n int, r *http.Request) (string, bool)) *rawMember {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &rawMember{ln: ln, answer: answer}
+	m := &rawMember{ln: ln, tls: cfg, answer: answer}
 	m.wg.Add(1)
 	go m.serve()
 	t.Cleanup(func() {
@@ -61,6 +71,9 @@ func (m *rawMember) serve() {
 		m.mu.Lock()
 		m.open = append(m.open, c)
 		m.mu.Unlock()
+		if m.tls != nil {
+			c = tls.Server(c, m.tls)
+		}
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
@@ -80,7 +93,15 @@ func (m *rawMember) serve() {
 				m.reqs = append(m.reqs, r.Method+" "+r.RequestURI+"\n"+framing+head.String()+"\n"+string(body))
 				m.mu.Unlock()
 				resp, closeAfter := m.answer(int(n.Add(1)-1), r)
-				if _, err := io.WriteString(c, resp); err != nil || closeAfter {
+				for i, part := range strings.Split(resp, pause) {
+					if i > 0 {
+						time.Sleep(50 * time.Millisecond)
+					}
+					if _, err := io.WriteString(c, part); err != nil {
+						return
+					}
+				}
+				if closeAfter {
 					return
 				}
 			}

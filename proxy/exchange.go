@@ -57,9 +57,6 @@ func (f *Forwarder) exchange(w http.ResponseWriter, r *http.Request, x *exchange
 	}
 	h := outboundHeader(r, x)
 	idempotent := isIdempotent(r.Method)
-	// A request that cannot be sent twice (its method, or a body that is
-	// read once) first checks that a reused connection is still open.
-	probe := !idempotent || x.body != nil
 	var tried []*Member // allocated only when a retry happens
 	redialed := false
 	for {
@@ -68,7 +65,7 @@ func (f *Forwarder) exchange(w http.ResponseWriter, r *http.Request, x *exchange
 		if redialed {
 			mc, err = up.dial(ctx, x, x.member.Addr)
 		} else {
-			mc, err = up.get(ctx, x, x.member.Addr, probe)
+			mc, err = up.get(ctx, x, x.member.Addr)
 		}
 		if err == nil {
 			// A client gone (HTTP/2 reset) or a connection cut at shutdown
@@ -78,7 +75,7 @@ func (f *Forwarder) exchange(w http.ResponseWriter, r *http.Request, x *exchange
 			resp, err = roundTrip(mc, r, h, x, upgrade)
 			if err == nil {
 				aborted, keep := f.relay(w, r, x, mc, &resp)
-				if stop() && keep {
+				if stop() && keep && mc.atBoundary() {
 					up.put(mc)
 				} else {
 					mc.close()

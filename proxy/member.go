@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -38,8 +39,10 @@ type upstream struct {
 // the connection (it may hold bytes of the next response); writers are
 // borrowed per request.
 type memberConn struct {
-	c        net.Conn // what requests are written to (TLS, timeouts)
-	raw      net.Conn // the TCP connection underneath, for liveness probes
+	c        net.Conn         // what requests are written to (TLS, timeouts)
+	raw      net.Conn         // the TCP connection underneath, for liveness probes
+	tls      *tls.Conn        // c when the member speaks TLS, else nil
+	timeouts *idleTimeoutConn // the member timeout layer, if any
 	br       *bufio.Reader
 	addr     string
 	reused   bool
@@ -48,21 +51,50 @@ type memberConn struct {
 
 func (mc *memberConn) close() { _ = mc.c.Close() }
 
-// get returns an idle connection to addr, or dials one. probe asks that a
-// reused connection be checked for a close by the member first (for
-// requests that cannot be sent twice).
-func (u *upstream) get(ctx context.Context, x *exchange, addr string, probe bool) (*memberConn, error) {
+// get returns an idle connection to addr, or dials one. Every reused
+// connection is probed first: one that the member closed, or on which the
+// member sent anything while it was idle, is closed and never reused, since
+// bytes nobody asked for would be read as the next client's response.
+func (u *upstream) get(ctx context.Context, x *exchange, addr string) (*memberConn, error) {
 	for {
 		mc := u.takeIdle(addr)
 		if mc == nil {
 			break
 		}
-		if !probe || alive(mc.raw) {
+		if alive(mc.raw) {
 			return mc, nil
 		}
 		mc.close()
 	}
 	return u.dial(ctx, x, addr)
+}
+
+// atBoundary reports whether the last response ended exactly at a message
+// boundary: nothing is left in the read buffer or, for TLS, decrypted and
+// unread inside crypto/tls. Only then may the connection carry another
+// request; a member that sent more than it framed has its connection
+// closed, as haproxy does. Bytes still on the socket are caught by the
+// probe in get.
+func (mc *memberConn) atBoundary() bool {
+	if mc.br.Buffered() != 0 {
+		return false
+	}
+	if mc.tls == nil {
+		return true
+	}
+	// crypto/tls keeps the rest of a record that did not fit the caller's
+	// buffer. A read with an expired deadline returns those bytes at once
+	// if there are any, and otherwise fails with a timeout, which leaves
+	// the connection usable.
+	if mc.timeouts != nil {
+		mc.timeouts.hold.Store(true) // keep the expired deadline in place
+		defer mc.timeouts.release()
+	}
+	_ = mc.tls.SetReadDeadline(time.Now().Add(-time.Second))
+	var b [1]byte
+	n, err := mc.tls.Read(b[:])
+	_ = mc.tls.SetReadDeadline(time.Time{})
+	return n == 0 && errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 func (u *upstream) takeIdle(addr string) *memberConn {
@@ -165,10 +197,11 @@ func (u *upstream) dial(ctx context.Context, x *exchange, addr string) (*memberC
 			return nil, fmt.Errorf("sending the PROXY header to %s: %w", addr, err)
 		}
 	}
+	var timeouts *idleTimeoutConn
 	if u.key.idle > 0 {
-		tc := &idleTimeoutConn{Conn: c, idle: u.key.idle}
-		tc.extend()
-		c = tc
+		timeouts = &idleTimeoutConn{Conn: c, idle: u.key.idle}
+		timeouts.extend()
+		c = timeouts
 	}
 	if u.tls != nil {
 		cfg := u.tls.Clone() // per member connection, not per request
@@ -187,7 +220,12 @@ func (u *upstream) dial(ctx context.Context, x *exchange, addr string) (*memberC
 		}
 		c = tc
 	}
-	return &memberConn{c: c, raw: raw, br: bufio.NewReaderSize(c, 4<<10), addr: addr}, nil
+	mc := &memberConn{c: c, raw: raw, br: bufio.NewReaderSize(c, 4<<10), addr: addr}
+	mc.tls, _ = c.(*tls.Conn)
+	if u.key.idle > 0 {
+		mc.timeouts = timeouts
+	}
+	return mc, nil
 }
 
 // alive reports whether an idle connection is still open: nothing to read

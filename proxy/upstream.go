@@ -77,9 +77,19 @@ type idleTimeoutConn struct {
 	net.Conn
 	idle time.Duration
 	last atomic.Int64 // unix nanos of the last re-arm
+	hold atomic.Bool  // while set, reads and writes leave the deadline alone
+}
+
+// release ends a hold and makes the next read or write re-arm the deadline.
+func (c *idleTimeoutConn) release() {
+	c.last.Store(0)
+	c.hold.Store(false)
 }
 
 func (c *idleTimeoutConn) extend() {
+	if c.hold.Load() {
+		return
+	}
 	now := time.Now()
 	if last := c.last.Load(); now.UnixNano()-last < int64(c.idle/8) {
 		return
