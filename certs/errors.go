@@ -15,6 +15,7 @@ var (
 	ErrNeedsPassphrase  = errors.New("private key is encrypted and no passphrase was given")
 	ErrWrongPassphrase  = errors.New("wrong passphrase")
 	ErrUnreadable       = errors.New("unreadable data")
+	ErrKDFTooCostly     = errors.New("key derivation too costly")
 	ErrNotFound         = errors.New("not found")
 	ErrAccessDenied     = errors.New("access denied")
 	ErrUnsupportedRef   = errors.New("no certificate manager for this reference")

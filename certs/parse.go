@@ -68,8 +68,14 @@ func ParseParts(ref string, cert, key, intermediates, passphrase []byte) (*Bundl
 // passphrase is nil; a bundle that needs another reports ErrNeedsPassphrase
 // or ErrWrongPassphrase.
 func ParsePKCS12(ref string, data, passphrase []byte) (*Bundle, error) {
-	key, leaf, cas, err := pkcs12.DecodeChain(data, string(passphrase))
+	if err := checkPKCS12KDF(data); err != nil {
+		return nil, refErr(ref, err)
+	}
+	key, leaf, cas, err := decodePKCS12(data, string(passphrase))
 	if err != nil {
+		if errors.Is(err, ErrKDFTooCostly) {
+			return nil, refErr(ref, err)
+		}
 		switch {
 		case errors.Is(err, pkcs12.ErrIncorrectPassword) && passphrase == nil:
 			return nil, refErr(ref, fmt.Errorf("PKCS#12 bundle is protected by a passphrase: %w", ErrNeedsPassphrase))
@@ -153,7 +159,7 @@ func readDER(data, passphrase []byte) ([]*x509.Certificate, crypto.PrivateKey, e
 	if k, err := parseKeyDER(data); err == nil {
 		return nil, k, nil
 	}
-	if passphrase != nil {
+	if passphrase != nil && checkKeyKDF(data) == nil {
 		if k, err := pkcs8.ParsePKCS8PrivateKey(data, passphrase); err == nil {
 			return nil, k, nil
 		}
@@ -184,6 +190,9 @@ func parseKeyBlock(block *pem.Block, passphrase []byte) (crypto.PrivateKey, erro
 	if block.Type == "ENCRYPTED PRIVATE KEY" {
 		if passphrase == nil {
 			return nil, ErrNeedsPassphrase
+		}
+		if err := checkKeyKDF(block.Bytes); err != nil {
+			return nil, err
 		}
 		k, err := pkcs8.ParsePKCS8PrivateKey(block.Bytes, passphrase)
 		if err != nil {
