@@ -1,6 +1,7 @@
 package mtlsctl
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -118,11 +119,24 @@ func (s *Server) getConfig(w http.ResponseWriter, _ *http.Request) error {
 }
 
 func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) error {
-	var dp DataPlane
-	if err := decodeStrict(r.Body, &dp); err != nil {
+	body, err := readBody(r)
+	if err != nil {
 		return err
 	}
-	return s.commitAndReply(w, r.Context(), &dp, r.Header.Get("If-Match"), http.StatusOK)
+	var dp DataPlane
+	if err := decodeStrict(body, &dp); err != nil {
+		return err
+	}
+	// A whole configuration names both lists, even when empty: a body
+	// that forgets one must not wipe it.
+	var keys map[string]json.RawMessage
+	_ = json.Unmarshal(body, &keys)
+	for _, k := range []string{"listeners", "pools"} {
+		if v, ok := keys[k]; !ok || string(v) == "null" {
+			return badRequest("invalid_json", fmt.Sprintf("the body must give %q (an empty list removes them all)", k), nil)
+		}
+	}
+	return s.commitAndReply(w, r.Context(), r.Header.Get("If-Match"), func(*config.Config) (*DataPlane, error) { return &dp, nil })
 }
 
 func (s *Server) listObjects(kind string) handler {
@@ -157,38 +171,47 @@ func (s *Server) getObject(kind string) handler {
 }
 
 // edit changes a data-plane copy; body is the request body.
-type edit func(dp *DataPlane, name string, body io.Reader) error
+type edit func(dp *DataPlane, name string, body []byte) error
 
-// direct applies one edit as its own transaction, honouring If-Match.
+// direct applies one edit as its own transaction, honouring If-Match. The
+// body is read first; the edit is then made under the commit lock to the
+// configuration current at that moment, so concurrent writers never lose
+// each other's changes.
 func (s *Server) direct(e edit) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		cfg, _ := s.snapshot()
-		dp, err := Extract(cfg)
+		body, err := readBody(r)
 		if err != nil {
 			return err
 		}
-		if err := e(dp, r.PathValue("name"), r.Body); err != nil {
-			return err
-		}
-		return s.commitAndReply(w, r.Context(), dp, r.Header.Get("If-Match"), http.StatusOK)
+		name := r.PathValue("name")
+		return s.commitAndReply(w, r.Context(), r.Header.Get("If-Match"), func(cur *config.Config) (*DataPlane, error) {
+			dp, err := Extract(cur)
+			if err != nil {
+				return nil, err
+			}
+			return dp, e(dp, name, body)
+		})
 	}
 }
 
-func (s *Server) commitAndReply(w http.ResponseWriter, ctx context.Context, dp *DataPlane, ifMatch string, status int) error {
-	v, warnings, err := s.commit(ctx, dp, ifMatch, nil)
+func (s *Server) commitAndReply(w http.ResponseWriter, ctx context.Context, ifMatch string, change func(*config.Config) (*DataPlane, error)) error {
+	v, warnings, err := s.commit(ctx, ifMatch, nil, change)
 	if err != nil {
 		return err
 	}
 	w.Header().Set("ETag", etag(v))
-	writeJSON(w, status, map[string]any{"version": v, "warnings": warnings})
+	writeJSON(w, http.StatusOK, map[string]any{"version": v, "warnings": warnings})
 	return nil
 }
 
-// commit validates dp merged into the running config, applies it, persists
-// it and bumps the version, all under s.mu. ifMatch (an ETag) and base (a
+// commit makes change's data plane from the committed config, validates it
+// merged into the running config, applies it, persists it and bumps the
+// version, all under s.mu: the read-modify-write is one step, so every
+// accepted write is in the result. ifMatch (an ETag) and base (a
 // transaction's version; nil for none) must name the current version.
-// On any failure nothing changes.
-func (s *Server) commit(ctx context.Context, dp *DataPlane, ifMatch string, base *uint64) (uint64, config.Problems, error) {
+// The DataPlane change returns becomes part of the committed config and
+// must not be shared. On any failure nothing changes.
+func (s *Server) commit(ctx context.Context, ifMatch string, base *uint64, change func(*config.Config) (*DataPlane, error)) (uint64, config.Problems, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ifMatch != "" && ifMatch != "*" && ifMatch != etag(s.version) {
@@ -198,6 +221,10 @@ func (s *Server) commit(ctx context.Context, dp *DataPlane, ifMatch string, base
 	if base != nil && *base != s.version {
 		return 0, nil, &apiError{Status: http.StatusConflict, Code: "version_conflict",
 			Message: fmt.Sprintf("the transaction was staged on version %d, but version %d was committed since; start again", *base, s.version)}
+	}
+	dp, err := change(s.cfg)
+	if err != nil {
+		return 0, nil, err
 	}
 	next := Merge(s.cfg, dp)
 	warnings, err := next.Validate()
@@ -249,9 +276,9 @@ func (s *Server) putCertificate(w http.ResponseWriter, r *http.Request) error {
 	if !certName.MatchString(name) {
 		return badRequest("invalid_name", "certificate names are 1-128 characters of A-Z a-z 0-9 . _ -", nil)
 	}
-	data, err := io.ReadAll(r.Body)
+	data, err := readBody(r)
 	if err != nil {
-		return badRequest("body", "the request body could not be read (over 8 MiB?)", nil)
+		return err
 	}
 	var pass []byte
 	if p := r.Header.Get("X-Passphrase"); p != "" {
@@ -282,9 +309,9 @@ func (s *Server) putCertificate(w http.ResponseWriter, r *http.Request) error {
 
 // putOwnCertificate rotates the control server's certificate.
 func (s *Server) putOwnCertificate(w http.ResponseWriter, r *http.Request) error {
-	data, err := io.ReadAll(r.Body)
+	data, err := readBody(r)
 	if err != nil {
-		return badRequest("body", "the request body could not be read", nil)
+		return err
 	}
 	var pass []byte
 	if p := r.Header.Get("X-Passphrase"); p != "" {
@@ -299,12 +326,29 @@ func (s *Server) putOwnCertificate(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
-// decodeStrict decodes JSON, refusing unknown fields.
-func decodeStrict(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
+// readBody reads a whole request body (at most maxBody bytes).
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, badRequest("body", fmt.Sprintf("the request body could not be read (over %d MiB?)", maxBody>>20), nil)
+	}
+	return body, nil
+}
+
+// decodeStrict decodes body as exactly one JSON object into v, refusing
+// unknown fields, null, other JSON types and anything after the object.
+func decodeStrict(body []byte, v any) error {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return badRequest("invalid_json", "the body must be one JSON object", nil)
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return badRequest("invalid_json", "the body is not valid JSON for this endpoint: "+err.Error(), nil)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("invalid_json", fmt.Sprintf("the body must be one JSON object; more follows it at byte %d", dec.InputOffset()), nil)
 	}
 	return nil
 }
@@ -322,7 +366,7 @@ func findPool(ps []config.Pool, name string) int {
 }
 
 // putListener creates or replaces the listener called name.
-func putListener(dp *DataPlane, name string, body io.Reader) error {
+func putListener(dp *DataPlane, name string, body []byte) error {
 	var l config.Listener
 	if err := decodeStrict(body, &l); err != nil {
 		return err
@@ -341,7 +385,7 @@ func putListener(dp *DataPlane, name string, body io.Reader) error {
 	return nil
 }
 
-func deleteListener(dp *DataPlane, name string, _ io.Reader) error {
+func deleteListener(dp *DataPlane, name string, _ []byte) error {
 	i := findListener(dp.Listeners, name)
 	if i < 0 {
 		return notFound("listeners", name)
@@ -350,7 +394,7 @@ func deleteListener(dp *DataPlane, name string, _ io.Reader) error {
 	return nil
 }
 
-func putPool(dp *DataPlane, name string, body io.Reader) error {
+func putPool(dp *DataPlane, name string, body []byte) error {
 	var p config.Pool
 	if err := decodeStrict(body, &p); err != nil {
 		return err
@@ -369,7 +413,7 @@ func putPool(dp *DataPlane, name string, body io.Reader) error {
 	return nil
 }
 
-func deletePool(dp *DataPlane, name string, _ io.Reader) error {
+func deletePool(dp *DataPlane, name string, _ []byte) error {
 	i := findPool(dp.Pools, name)
 	if i < 0 {
 		return notFound("pools", name)
@@ -380,17 +424,20 @@ func deletePool(dp *DataPlane, name string, _ io.Reader) error {
 
 // putMembers replaces a pool's members, as Octavia's batch member update
 // (PUT /v2/lbaas/pools/{id}/members with {"members": [...]}).
-func putMembers(dp *DataPlane, name string, body io.Reader) error {
+func putMembers(dp *DataPlane, name string, body []byte) error {
 	var req struct {
-		Members []config.Member `json:"members"`
+		Members *[]config.Member `json:"members"`
 	}
 	if err := decodeStrict(body, &req); err != nil {
 		return err
+	}
+	if req.Members == nil {
+		return badRequest("invalid_json", `the body must give "members" (an empty list removes them all)`, nil)
 	}
 	i := findPool(dp.Pools, name)
 	if i < 0 {
 		return notFound("pools", name)
 	}
-	dp.Pools[i].Members = req.Members
+	dp.Pools[i].Members = *req.Members
 	return nil
 }

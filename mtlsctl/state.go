@@ -55,12 +55,7 @@ func Merge(base *config.Config, dp *DataPlane) *config.Config {
 
 // Extract returns a deep copy of cfg's data-plane part.
 func Extract(cfg *config.Config) (*DataPlane, error) {
-	data, err := json.Marshal(DataPlane{TLS: cfg.TLS, Listeners: cfg.Listeners, Pools: cfg.Pools})
-	if err != nil {
-		return nil, err
-	}
-	var dp DataPlane
-	return &dp, json.Unmarshal(data, &dp)
+	return cloneDataPlane(&DataPlane{TLS: cfg.TLS, Listeners: cfg.Listeners, Pools: cfg.Pools})
 }
 
 func saveState(dir string, version uint64, dp *DataPlane) error {

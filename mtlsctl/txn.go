@@ -2,9 +2,12 @@ package mtlsctl
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"encoding/hex"
 	"net/http"
 	"time"
+
+	"github.com/terminator-proxy/terminator/config"
 )
 
 // A txn stages edits on a copy of the configuration taken at version base;
@@ -47,6 +50,11 @@ func (s *Server) beginTxn(w http.ResponseWriter, _ *http.Request) error {
 func (s *Server) takeTxn(id string) (*txn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.openTxn(id)
+}
+
+// openTxn returns the open transaction id; s.mu must be held.
+func (s *Server) openTxn(id string) (*txn, error) {
 	t, ok := s.txns[id]
 	if !ok || time.Now().After(t.expires) {
 		delete(s.txns, id)
@@ -81,27 +89,46 @@ func (s *Server) abortTxn(w http.ResponseWriter, r *http.Request) error {
 // until commit, which validates all edits together.
 func (s *Server) staged(e edit) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		t, err := s.takeTxn(r.PathValue("id"))
+		body, err := readBody(r)
 		if err != nil {
 			return err
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if err := e(t.dp, r.PathValue("name"), r.Body); err != nil {
+		t, err := s.openTxn(r.PathValue("id"))
+		if err != nil {
 			return err
 		}
+		// Edit a copy: a failed edit leaves the transaction as it was.
+		dp, err := cloneDataPlane(t.dp)
+		if err != nil {
+			return err
+		}
+		if err := e(dp, r.PathValue("name"), body); err != nil {
+			return err
+		}
+		t.dp = dp
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
 }
 
+// commitTxn commits a transaction's edits. The transaction is closed in
+// the same critical section as the commit, so no staged edit can reach
+// it afterwards, and the committed config gets its own copy.
 func (s *Server) commitTxn(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	t, err := s.takeTxn(id)
 	if err != nil {
 		return err
 	}
-	v, warnings, err := s.commit(r.Context(), t.dp, r.Header.Get("If-Match"), &t.base)
+	v, warnings, err := s.commit(r.Context(), r.Header.Get("If-Match"), &t.base, func(*config.Config) (*DataPlane, error) {
+		if _, err := s.openTxn(id); err != nil {
+			return nil, err
+		}
+		delete(s.txns, id) // closed before the lock is released
+		return cloneDataPlane(t.dp)
+	})
 	s.mu.Lock()
 	delete(s.txns, id) // committed or failed: either way it is over
 	s.mu.Unlock()
@@ -111,4 +138,14 @@ func (s *Server) commitTxn(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("ETag", etag(v))
 	writeJSON(w, http.StatusOK, map[string]any{"version": v, "warnings": warnings})
 	return nil
+}
+
+// cloneDataPlane returns a deep copy of dp.
+func cloneDataPlane(dp *DataPlane) (*DataPlane, error) {
+	data, err := json.Marshal(dp)
+	if err != nil {
+		return nil, err
+	}
+	var out DataPlane
+	return &out, json.Unmarshal(data, &out)
 }
