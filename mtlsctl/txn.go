@@ -2,8 +2,8 @@ package mtlsctl
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"time"
 
