@@ -38,6 +38,16 @@ type Registry struct {
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry { return &Registry{byScheme: map[string]Manager{}} }
 
+// With returns a new registry with r's managers, and m for scheme.
+func (r *Registry) With(scheme string, m Manager) *Registry {
+	out := NewRegistry()
+	for s, mgr := range r.byScheme {
+		out.byScheme[s] = mgr
+	}
+	out.Register(scheme, m)
+	return out
+}
+
 // Register makes m handle refs whose scheme is scheme (without "://").
 func (r *Registry) Register(scheme string, m Manager) {
 	r.byScheme[strings.ToLower(scheme)] = m

@@ -170,8 +170,8 @@ func TestHandshakeMetrics(t *testing.T) {
 		}
 	}
 	waitMetric("handshakes TLS 1.3", func() float64 { return promtest.ToFloat64(h.mx.Handshakes.WithLabelValues("web", "TLS 1.3", "false")) })
-	waitMetric("client_certificate failures", func() float64 {
-		return promtest.ToFloat64(h.mx.HandshakeFailures.WithLabelValues("web", "client_certificate"))
+	waitMetric("client_certificate_missing failures", func() float64 {
+		return promtest.ToFloat64(h.mx.HandshakeFailures.WithLabelValues("web", "client_certificate_missing"))
 	})
 	waitMetric("unknown_server_name failures", func() float64 {
 		return promtest.ToFloat64(h.mx.HandshakeFailures.WithLabelValues("web", "unknown_server_name"))

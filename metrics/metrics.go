@@ -31,11 +31,12 @@ type Metrics struct {
 	LastReload    prometheus.Gauge
 	Generation    prometheus.Gauge
 
-	ControlCertNotAfter *prometheus.GaugeVec // cn
-	SourceStale         *prometheus.GaugeVec // ref: 1 while a secret store cannot refresh it
-	SourceStaleSince    *prometheus.GaugeVec // ref
-	SourceNotAfter      *prometheus.GaugeVec // ref: expiry of what is served for it
-	MemberStatus        *prometheus.GaugeVec // pool, member, status: 1 for the current one
+	ControlCertNotAfter *prometheus.GaugeVec   // cn
+	ControlRefused      *prometheus.CounterVec // reason: control-API clients refused
+	SourceStale         *prometheus.GaugeVec   // ref: 1 while a secret store cannot refresh it
+	SourceStaleSince    *prometheus.GaugeVec   // ref
+	SourceNotAfter      *prometheus.GaugeVec   // ref: expiry of what is served for it
+	MemberStatus        *prometheus.GaugeVec   // pool, member, status: 1 for the current one
 }
 
 // New creates the collectors and registers them, with the Go and process
@@ -97,6 +98,9 @@ func New() *Metrics {
 			Name: "terminator_control_certificate_not_after_seconds", Help: "Expiry (Unix time) of the control API's server certificate.",
 		}, []string{"cn"}),
 	}
+	m.ControlRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "terminator_control_client_refused_total", Help: "Control-API clients refused, at the handshake or on a request, by reason (revoked, expired, unknown_ca, missing, bad_certificate).",
+	}, []string{"reason"})
 	m.SourceStale = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "terminator_certificate_source_stale", Help: "1 while a secret-store reference cannot be refreshed and its last good bundle is served.",
 	}, []string{"ref"})
@@ -112,7 +116,7 @@ func New() *Metrics {
 	m.MemberStatus = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "terminator_member_status", Help: "1 for the member's current status (UP, DOWN, DRAIN, MAINT, NO_CHECK), 0 for the others.",
 	}, []string{"pool", "member", "status"})
-	r.MustRegister(m.Retries, m.MemberStatus, m.ControlCertNotAfter, m.SourceStale, m.SourceStaleSince, m.SourceNotAfter,
+	r.MustRegister(m.Retries, m.MemberStatus, m.ControlCertNotAfter, m.ControlRefused, m.SourceStale, m.SourceStaleSince, m.SourceNotAfter,
 
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ConnectionsActive, m.ConnectionsTotal, m.Handshakes, m.HandshakeFailures, m.Requests, m.MemberRequests,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/terminator-proxy/terminator/certs"
 	"github.com/terminator-proxy/terminator/config"
+	"github.com/terminator-proxy/terminator/sni"
 )
 
 // maxBody caps request bodies (configs and certificate bundles).
@@ -65,7 +66,11 @@ func (s *Server) wrap(h handler) http.Handler {
 		start := time.Now()
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		if err := h(rec, r); err != nil {
+		if err := s.recheck(r.TLS); err != nil {
+			w.Header().Set("Connection", "close") // HTTP/1.1; on HTTP/2 every later request is refused too
+			rec.status = writeError(rec, s.log, &apiError{Status: http.StatusForbidden, Code: "client_refused",
+				Message: "the client certificate is no longer accepted (" + sni.ClientCertReason(err) + ")"})
+		} else if err := h(rec, r); err != nil {
 			rec.status = writeError(rec, s.log, err)
 		}
 		client, serial := "-", "-"

@@ -17,6 +17,7 @@ import (
 
 	"github.com/terminator-proxy/terminator/certs"
 	"github.com/terminator-proxy/terminator/config"
+	"github.com/terminator-proxy/terminator/sni"
 )
 
 // Plane is the data plane as the control API sees it.
@@ -61,8 +62,19 @@ type Options struct {
 	// OnCertificate, if set, is told the control certificate's not-after
 	// whenever it changes (for metrics).
 	OnCertificate func(cn string, notAfter time.Time)
-	// TrustRefresh is how often the client CA and CRL are re-read;
-	// default one minute.
+	// OnClientRefused, if set, is told the reason (sni.ClientCertReason)
+	// each time a client certificate is refused, at the handshake or on a
+	// request (for metrics).
+	OnClientRefused func(reason string)
+	// Trust, if set, reads the client CA and CRL instead of Certs.
+	Trust certs.Manager
+	// TrustWatcher, if set, is told the client CA and CRL refs to watch
+	// and reports their changes, so that a changed CRL applies at once
+	// rather than at the next TrustRefresh. It must be a manager of the
+	// control API's own (Watch replaces the watched set), read by Trust.
+	TrustWatcher certs.Watcher
+	// TrustRefresh is how often the client CA and CRL are re-read anyway
+	// (refs no watcher covers); default one minute.
 	TrustRefresh time.Duration
 }
 
@@ -82,9 +94,12 @@ type Server struct {
 	txns    map[string]*txn
 }
 
+// trust is one generation of the client CA and CRL, with the TLS
+// configuration that checks clients against it (built once per generation,
+// handed out as is by GetConfigForClient).
 type trust struct {
-	roots   *x509.CertPool
-	revoked *certs.Revocations
+	verifier *sni.ClientVerifier
+	tls      *tls.Config
 }
 
 // New loads the server certificate (a rotated or renewed one from the
@@ -137,7 +152,11 @@ func (s *Server) setCert(b *certs.Bundle) {
 // trust; at start it is fatal.
 func (s *Server) loadTrust(ctx context.Context) error {
 	c := s.opts.Control
-	data, err := s.opts.Certs.Secret(ctx, c.ClientCARef)
+	mgr := s.opts.Certs
+	if s.opts.Trust != nil {
+		mgr = s.opts.Trust
+	}
+	data, err := mgr.Secret(ctx, c.ClientCARef)
 	if err != nil {
 		return fmt.Errorf("control.client_ca_ref: %w", err)
 	}
@@ -145,65 +164,82 @@ func (s *Server) loadTrust(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("control.client_ca_ref: %w", err)
 	}
-	t := &trust{roots: x509.NewCertPool()}
-	for _, ca := range cas {
-		t.roots.AddCert(ca)
-	}
+	var revoked *certs.Revocations
 	if c.ClientCRLRef != "" {
-		crl, err := s.opts.Certs.Secret(ctx, c.ClientCRLRef)
+		crl, err := mgr.Secret(ctx, c.ClientCRLRef)
 		if err != nil {
 			return fmt.Errorf("control.client_crl_ref: %w", err)
 		}
-		if t.revoked, err = certs.ParseCRL(c.ClientCRLRef, crl, cas); err != nil {
+		if revoked, err = certs.ParseCRL(c.ClientCRLRef, crl, cas); err != nil {
 			return fmt.Errorf("control.client_crl_ref: %w", err)
 		}
 	}
-	s.trust.Store(t)
-	return nil
-}
-
-// tlsConfig is built once; certificate and trust are read through atomic
-// pointers on each handshake, so rotation needs no new config.
-func (s *Server) tlsConfig() *tls.Config {
-	return &tls.Config{
+	v := sni.NewClientVerifier(cas, revoked, true)
+	v.Extra = s.allowed
+	t := &trust{verifier: v, tls: &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return s.cert.Load().TLS, nil
 		},
-		// The chain is verified in VerifyConnection against the current
-		// client CA, on full and resumed handshakes alike.
-		ClientAuth:       tls.RequireAnyClientCert,
-		VerifyConnection: s.verifyClient,
+	}}
+	v.Configure(t.tls)
+	s.trust.Store(t)
+	return nil
+}
+
+// tlsConfig hands each handshake the current trust generation's
+// configuration: certificate and trust are read through atomic pointers,
+// so rotation needs no restart and no per-connection copy. A full
+// handshake's chain is verified by crypto/tls (so clients get unknown_ca
+// or certificate_expired alerts), the CRL and allow-list by
+// VerifyConnection, which also re-verifies resumed sessions.
+func (s *Server) tlsConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"},
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return s.trust.Load().tls, nil
+		},
 	}
 }
 
 // ErrClientRefused wraps every client-certificate rejection.
 var ErrClientRefused = errors.New("mtlsctl: client certificate refused")
 
-func (s *Server) verifyClient(cs tls.ConnectionState) error {
-	if len(cs.PeerCertificates) == 0 {
-		return fmt.Errorf("%w: none presented", ErrClientRefused)
-	}
-	t := s.trust.Load()
-	leaf := cs.PeerCertificates[0]
-	opts := x509.VerifyOptions{Roots: t.roots, Intermediates: x509.NewCertPool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	for _, c := range cs.PeerCertificates[1:] {
-		opts.Intermediates.AddCert(c)
-	}
-	chains, err := leaf.Verify(opts)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrClientRefused, err)
-	}
-	for _, c := range chains[0] {
-		if t.revoked.IsRevoked(c) {
-			return fmt.Errorf("%w: %q is revoked", ErrClientRefused, c.Subject.CommonName)
-		}
-	}
+// allowed checks control.allowed_clients.
+func (s *Server) allowed(leaf *x509.Certificate) error {
 	if allowed := s.opts.Control.AllowedClients; len(allowed) > 0 && !slices.ContainsFunc(identities(leaf), func(id string) bool { return slices.Contains(allowed, id) }) {
 		return fmt.Errorf("%w: %q is not in control.allowed_clients", ErrClientRefused, leaf.Subject.CommonName)
 	}
 	return nil
+}
+
+// recheck verifies an open connection's client certificate against the
+// current trust generation, so that a certificate revoked after the
+// handshake loses access on its next request.
+func (s *Server) recheck(cs *tls.ConnectionState) error {
+	if cs == nil {
+		return fmt.Errorf("%w: not a TLS connection", ErrClientRefused)
+	}
+	_, err := s.trust.Load().verifier.VerifyChain(cs.PeerCertificates)
+	if err != nil {
+		s.refused(err, "request")
+	}
+	return err
+}
+
+// refused logs a refused client once (per handshake or request) and
+// counts it.
+func (s *Server) refused(err error, at string) {
+	reason := sni.ClientCertReason(err)
+	if reason == "" {
+		reason = "bad_certificate"
+	}
+	s.log.Info("control API: client certificate refused", "at", at, "reason", reason, "err", err)
+	if s.opts.OnClientRefused != nil {
+		s.opts.OnClientRefused(reason)
+	}
 }
 
 func identities(c *x509.Certificate) []string {
@@ -216,7 +252,7 @@ func identities(c *x509.Certificate) []string {
 
 // Serve serves the API on ln (already bound) until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.http.Serve(tls.NewListener(ln, s.http.TLSConfig))
+	err := s.http.Serve(s.newTLSListener(ln))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -234,10 +270,25 @@ func (s *Server) Run(ctx context.Context) {
 	renew := time.NewTimer(s.renewDelay())
 	defer renew.Stop()
 	backoff := time.Minute
+	var changed <-chan struct{}
+	if w := s.opts.TrustWatcher; w != nil {
+		refs := []string{s.opts.Control.ClientCARef}
+		if r := s.opts.Control.ClientCRLRef; r != "" {
+			refs = append(refs, r)
+		}
+		w.Watch(refs)
+		changed = w.Changed()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-changed:
+			if err := s.loadTrust(ctx); err != nil {
+				s.log.Error("control API: changed client CA or CRL refused; keeping the previous ones", "err", err)
+			} else {
+				s.log.Info("control API: client CA and CRL reloaded")
+			}
 		case <-refresh.C:
 			if err := s.loadTrust(ctx); err != nil {
 				s.log.Error("control API: client CA or CRL could not be refreshed; keeping the previous ones", "err", err)

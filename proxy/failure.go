@@ -28,9 +28,8 @@ func handshakeFailureReason(err error) string {
 		return "connection_limit"
 	case errors.Is(err, sni.ErrUnknownServerName):
 		return "unknown_server_name"
-	case errors.Is(err, sni.ErrClientCertificate),
-		strings.Contains(err.Error(), "client didn't provide a certificate"): // crypto/tls, RequireAnyClientCert
-		return "client_certificate"
+	case sni.ClientCertReason(err) != "":
+		return "client_certificate_" + sni.ClientCertReason(err)
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return "timeout"
 	case errors.Is(err, context.Canceled):

@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"syscall"
+
+	"github.com/terminator-proxy/terminator/sni"
 )
 
 // An idle HTTP/1.x connection holds no read buffer: between requests its
@@ -27,11 +29,12 @@ var connReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<
 // the caller asked for, everything received has been delivered.
 type recordConn struct {
 	net.Conn
-	buf  *[]byte // nil while nothing is pending
-	r, w int
-	hdr  [5]byte
-	hdrN int // header bytes of the current record seen so far
-	left int // body bytes of the current record not yet handed over
+	alerts sni.AlertHold // the handshake's refusal alert, patched once its error is known
+	buf    *[]byte       // nil while nothing is pending
+	r, w   int
+	hdr    [5]byte
+	hdrN   int // header bytes of the current record seen so far
+	left   int // body bytes of the current record not yet handed over
 }
 
 func (c *recordConn) Read(p []byte) (int, error) {
@@ -79,6 +82,13 @@ func (c *recordConn) advance(b []byte, max int) int {
 		}
 	}
 	return i
+}
+
+func (c *recordConn) Write(p []byte) (int, error) {
+	if c.alerts.Intercept(p) {
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *recordConn) release() {

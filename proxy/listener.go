@@ -16,6 +16,7 @@ import (
 	"github.com/pires/go-proxyproto"
 
 	"github.com/terminator-proxy/terminator/metrics"
+	"github.com/terminator-proxy/terminator/sni"
 )
 
 // ErrListenerClosed is returned by Shutdown on a listener already shut down.
@@ -339,8 +340,11 @@ func (l *Listener) handshake(c net.Conn, st *routeState, proxied bool) {
 	}
 	ctx, cancel := context.WithTimeout(l.ctx, handshakeTimeout(st))
 	defer cancel()
-	tc := tls.Server(&recordConn{Conn: c}, l.base)
-	if err := tc.HandshakeContext(ctx); err != nil {
+	rc := &recordConn{Conn: c}
+	tc := tls.Server(rc, l.base)
+	err := tc.HandshakeContext(ctx)
+	rc.alerts.Release(rc.Conn, err)
+	if err != nil {
 		l.recordHandshakeFailure(st, err)
 		_ = tc.Close()
 		return
@@ -487,6 +491,12 @@ func (l *Listener) recordHandshakeFailure(st *routeState, err error) {
 	reason := handshakeFailureReason(err)
 	if l.opts.Metrics != nil {
 		l.opts.Metrics.HandshakeFailures.WithLabelValues(st.Listener, reason).Inc()
+	}
+	if cert := sni.ClientCertReason(err); cert != "" {
+		// Once per refused connection: operators need to see who was
+		// refused and why (revoked, expired, unknown_ca, ...).
+		l.opts.Logger.Info("client certificate refused", "listener", st.Listener, "reason", cert, "err", err)
+		return
 	}
 	l.opts.Logger.Debug("TLS handshake failed", "listener", st.Listener, "reason", reason, "err", err)
 }

@@ -56,10 +56,7 @@ func NewServerConfig(o ServerOptions) (*tls.Config, error) {
 	case "", ClientAuthNone:
 		cfg.ClientAuth = tls.NoClientCert
 		return cfg, nil
-	case ClientAuthOptional:
-		cfg.ClientAuth = tls.RequestClientCert
-	case ClientAuthMandatory:
-		cfg.ClientAuth = tls.RequireAnyClientCert
+	case ClientAuthOptional, ClientAuthMandatory:
 	default:
 		return nil, fmt.Errorf("sni: unknown client authentication mode %q", o.ClientAuth)
 	}
@@ -67,58 +64,8 @@ func NewServerConfig(o ServerOptions) (*tls.Config, error) {
 		// Never fall back to no client authentication.
 		return nil, fmt.Errorf("sni: client authentication %s needs a client CA", o.ClientAuth)
 	}
-	v := &clientVerifier{
-		roots:     x509.NewCertPool(),
-		mandatory: o.ClientAuth == ClientAuthMandatory,
-		revoked:   o.Revocations,
-		now:       o.Now,
-	}
-	for _, ca := range o.ClientCAs {
-		v.roots.AddCert(ca)
-	}
-	if v.now == nil {
-		v.now = time.Now
-	}
-	// Verification runs in VerifyConnection, which crypto/tls calls on
-	// resumed sessions too (VerifyPeerCertificate it does not), so a
-	// resumed session is checked against the current CA and CRL.
-	cfg.VerifyConnection = v.verify
-	cfg.ClientCAs = v.roots // advertised in the CertificateRequest
+	v := NewClientVerifier(o.ClientCAs, o.Revocations, o.ClientAuth == ClientAuthMandatory)
+	v.Now = o.Now
+	v.Configure(cfg)
 	return cfg, nil
-}
-
-type clientVerifier struct {
-	roots     *x509.CertPool
-	mandatory bool
-	revoked   *certs.Revocations
-	now       func() time.Time
-}
-
-func (v *clientVerifier) verify(cs tls.ConnectionState) error {
-	if len(cs.PeerCertificates) == 0 {
-		if v.mandatory {
-			return fmt.Errorf("%w: no certificate presented", ErrClientCertificate)
-		}
-		return nil
-	}
-	leaf := cs.PeerCertificates[0]
-	opts := x509.VerifyOptions{
-		Roots:         v.roots,
-		Intermediates: x509.NewCertPool(),
-		CurrentTime:   v.now(),
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	for _, c := range cs.PeerCertificates[1:] {
-		opts.Intermediates.AddCert(c)
-	}
-	chains, err := leaf.Verify(opts)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrClientCertificate, err)
-	}
-	for _, c := range chains[0] {
-		if v.revoked.IsRevoked(c) {
-			return fmt.Errorf("%w: certificate %q (serial %x) is revoked", ErrClientCertificate, c.Subject.String(), c.SerialNumber)
-		}
-	}
-	return nil
 }

@@ -126,7 +126,7 @@ listeners: []
 	if out, _, code := ctl("ctl-combined.pem", "listeners"); code != 0 || !strings.Contains(out, "web") || !strings.Contains(out, webBind) {
 		t.Fatalf("ctl listeners: %s", out)
 	}
-	os.WriteFile(p("bad.yaml"), []byte("listeners:\n  - {name: web, protocol: HTTP, bind: \"127.0.0.1:1\", default_pool: nope}\n"), 0o600)
+	os.WriteFile(p("bad.yaml"), []byte("listeners:\n  - {name: web, protocol: HTTP, bind: \"127.0.0.1:1\", default_pool: nope}\npools: []\n"), 0o600)
 	if _, errOut, code := ctl("ctl-combined.pem", "apply", p("bad.yaml")); code != 1 || !strings.Contains(errOut, `listeners[0].default_pool: no pool has the name or id "nope"`) {
 		t.Fatalf("ctl apply of a bad config: %d %s", code, errOut)
 	}

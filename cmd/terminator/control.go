@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/terminator-proxy/terminator/backends/file"
 	"github.com/terminator-proxy/terminator/config"
 	"github.com/terminator-proxy/terminator/dataplane"
 	"github.com/terminator-proxy/terminator/metrics"
@@ -87,7 +88,16 @@ func startControl(ctx context.Context, cfg *config.Config, committed uint64, mgr
 			mx.ControlCertNotAfter.Reset()
 			mx.ControlCertNotAfter.WithLabelValues(cn).Set(float64(notAfter.Unix()))
 		},
+		OnClientRefused: func(reason string) { mx.ControlRefused.WithLabelValues(reason).Inc() },
 	}
+	// The client CA and CRL are read through a file manager of their own,
+	// which watches them: a revocation applies within the watch's debounce,
+	// as the data plane's CRLs do. Other schemes go to the shared managers.
+	trustFiles, err := file.New(file.Options{Logger: log.With("component", "control-trust")})
+	if err != nil {
+		return nil, nil, err
+	}
+	opts.Trust, opts.TrustWatcher = mgrs.registry.With("file", trustFiles), trustFiles
 	if r := c.Renew; r != nil && r.VaultRole != "" {
 		if mgrs.vault == nil {
 			return nil, nil, fmt.Errorf("control.renew.vault_role needs a vault section")
@@ -121,15 +131,17 @@ func startControl(ctx context.Context, cfg *config.Config, committed uint64, mgr
 		return nil, nil, fmt.Errorf("control.bind %s: %w", bind, err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, 2)
+	done := make(chan struct{}, 3)
 	go func() { _ = srv.Serve(ln); done <- struct{}{} }()
 	go func() { srv.Run(runCtx); done <- struct{}{} }()
+	go func() { trustFiles.Run(runCtx); done <- struct{}{} }()
 	log.Info("control API listening", "addr", ln.Addr().String())
 	stop := func() {
 		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
 		defer c()
 		_ = srv.Shutdown(sctx)
 		cancel()
+		<-done
 		<-done
 		<-done
 	}
