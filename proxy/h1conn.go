@@ -435,3 +435,21 @@ func (b *h1body) drain() bool {
 	n, err := io.CopyN(io.Discard, b, maxDrainBytes+1)
 	return err == io.EOF && n <= maxDrainBytes
 }
+
+// checkH2Request applies the HTTP/1.x request line and Host rules to an
+// HTTP/2 request's pseudo-headers: :method a token and not CONNECT, :path
+// an origin-form target (or * for OPTIONS) without spaces or control
+// characters, :authority a valid host.
+func checkH2Request(r *http.Request) error {
+	switch {
+	case !validMethod(r.Method):
+		return headErrorf(":method %q is not a token", truncate(r.Method, 40))
+	case r.Method == http.MethodConnect:
+		return headErrorf("CONNECT is not supported")
+	case !validTarget(r.RequestURI) || (r.RequestURI[0] != '/' && (r.RequestURI != "*" || r.Method != http.MethodOptions)):
+		return headErrorf("malformed :path %q", truncate(r.RequestURI, 60))
+	case r.Host == "" || !httpguts.ValidHostHeader(r.Host) || strings.ContainsAny(r.Host, " \t"):
+		return headErrorf("malformed :authority %q", truncate(r.Host, 60))
+	}
+	return nil
+}

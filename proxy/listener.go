@@ -408,6 +408,17 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ci := connInfoFrom(r.Context())
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w, rc: http.NewResponseController(w), dl: deadline{timeout: st.ClientTimeout}}
+	if r.ProtoMajor == 2 {
+		// net/http's HTTP/2 server passes pseudo-headers through as sent;
+		// they become the member's request line and Host, so they get the
+		// HTTP/1.x path's rules (RFC 9113 §8.3).
+		if err := checkH2Request(r); err != nil {
+			l.opts.Logger.Debug("HTTP/2 request refused", "listener", st.Listener, "err", err)
+			writeError(rec, http.StatusBadRequest, "malformed request")
+			l.finish(st, r, rec, nil, ci, nil, start)
+			return
+		}
+	}
 	pool := st.Pool
 	if pol := st.Router.match(r, ci); pol != nil {
 		switch pol.Action {
