@@ -185,3 +185,34 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestOctaviaCasing: values Octavia accepts in any case are accepted here
+// too: SSL_CONN_HAS_CERT's "True" (Octavia checks value.lower() ==
+// 'true'), and insert_headers values, which Octavia stores as given and
+// its template enables only for "true" in any case (others warn).
+func TestOctaviaCasing(t *testing.T) {
+	cfg, warns, err := config.Parse([]byte(`
+listeners:
+  - name: a
+    protocol: TERMINATED_HTTPS
+    bind: ":443"
+    default_tls_container_ref: file:///a
+    insert_headers: {X-Forwarded-For: "TRUE", X-Forwarded-Port: "yes"}
+    l7policies:
+      - {action: REJECT, rules: [{type: SSL_CONN_HAS_CERT, compare_type: EQUAL_TO, value: "True"}]}
+      - {action: REJECT, rules: [{type: SSL_CONN_HAS_CERT, compare_type: EQUAL_TO, value: "tRuE", invert: true}]}
+`))
+	if err != nil {
+		t.Fatalf("Octavia-valid values refused: %v", err)
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0].String(), `listeners[0].insert_headers.X-Forwarded-Port: value "yes"`) {
+		t.Fatalf("warnings %v; want one for the non-boolean header value", warns)
+	}
+	if !cfg.Listeners[0].HeaderEnabled("X-Forwarded-For") || cfg.Listeners[0].HeaderEnabled("X-Forwarded-Port") {
+		t.Fatal("insert_headers truthiness: only true in any case enables")
+	}
+	if _, _, err := config.Parse([]byte(`listeners: [{name: a, protocol: TERMINATED_HTTPS, bind: ":443", default_tls_container_ref: "file:///a",
+  l7policies: [{action: REJECT, rules: [{type: SSL_CONN_HAS_CERT, compare_type: EQUAL_TO, value: "false"}]}]}]`)); err == nil {
+		t.Fatal("SSL_CONN_HAS_CERT with a value other than true accepted")
+	}
+}

@@ -238,6 +238,10 @@ func (p *Pool) Key() string {
 // Enabled reports admin_state_up, which defaults to true.
 func (l *Listener) Enabled() bool { return l.AdminStateUp == nil || *l.AdminStateUp }
 
+// Enabled reports whether the pool is administratively up. Octavia renders
+// no backend for a disabled pool: it serves no listener and no L7 policy.
+func (p *Pool) Enabled() bool { return p.AdminStateUp == nil || *p.AdminStateUp }
+
 // Enabled reports admin_state_up, which defaults to true.
 func (m *Member) Enabled() bool { return m.AdminStateUp == nil || *m.AdminStateUp }
 

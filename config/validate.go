@@ -245,8 +245,11 @@ func validateHeaders(v *collector, path string, h map[string]string, tlsListener
 			v.errorf(path+"."+k, "unknown header; supported: %s", strings.Join(append(slices.Clone(httpHeaders), sslHeaders...), ", "))
 			continue
 		}
-		if _, err := strconv.ParseBool(strings.ToLower(val)); err != nil {
-			v.errorf(path+"."+k, "value must be \"true\" or \"false\", not %q", val)
+		// Octavia stores any value and its template enables a header only
+		// for "true" in any case; anything but true/false is probably a
+		// mistake, so it is said, but not refused.
+		if !strings.EqualFold(val, "true") && !strings.EqualFold(val, "false") {
+			v.warnf(path+"."+k, "value %q is neither \"true\" nor \"false\" (any case): the header is not inserted", val)
 		}
 	}
 }
@@ -559,8 +562,9 @@ func validateRule(v *collector, path string, r *L7Rule, tlsListener bool) {
 			v.errorf(path+".compare_type", "FILE_TYPE takes EQUAL_TO or REGEX")
 		}
 	case "SSL_CONN_HAS_CERT":
-		if r.CompareType != "EQUAL_TO" || r.Value != "true" {
-			v.errorf(path, "SSL_CONN_HAS_CERT takes compare_type EQUAL_TO and value \"true\" (use invert for false)")
+		// Octavia accepts "true" in any case (validate_l7rule_ssl_types).
+		if r.CompareType != "EQUAL_TO" || !strings.EqualFold(r.Value, "true") {
+			v.errorf(path, "SSL_CONN_HAS_CERT takes compare_type EQUAL_TO and value \"true\" in any case (use invert for false)")
 		}
 	case "SSL_VERIFY_RESULT":
 		if _, err := strconv.Atoi(r.Value); r.CompareType != "EQUAL_TO" || err != nil {

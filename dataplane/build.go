@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -173,8 +174,8 @@ func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools 
 	for _, c := range l.ProxyProtocolFrom {
 		route.ProxyFrom = append(route.ProxyFrom, netip.MustParsePrefix(c).Masked()) // validated
 	}
-	if ref := l.PoolRef(); ref != "" {
-		route.Pool = pools[cfg.FindPool(ref).Key()]
+	if ref := l.PoolRef(); ref != "" && cfg.FindPool(ref).Enabled() {
+		route.Pool = pools[cfg.FindPool(ref).Key()] // a disabled one leaves none: 503
 	}
 	router, err := proxy.CompileRouter(l7Specs(l, cfg, pools))
 	if err != nil {
@@ -202,6 +203,9 @@ func l7Specs(l *config.Listener, cfg *config.Config, pools map[string]*proxy.Poo
 	for _, pol := range l.L7Policies {
 		if !pol.Enabled() {
 			continue
+		}
+		if ref := pol.PoolRef(); ref != "" && strings.EqualFold(pol.Action, "REDIRECT_TO_POOL") && !cfg.FindPool(ref).Enabled() {
+			continue // Octavia renders no use_backend for a disabled pool
 		}
 		spec := proxy.PolicySpec{Action: pol.Action, Position: pol.Position, URL: pol.RedirectURL, Prefix: pol.RedirectPrefix, Code: pol.RedirectHTTPCode}
 		if ref := pol.PoolRef(); ref != "" {

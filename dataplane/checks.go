@@ -37,6 +37,9 @@ func (p *Plane) restartChecksLocked(cfg *config.Config) {
 	c := &checks{cancel: cancel}
 	p.checks = c
 	for _, pl := range cfg.Pools {
+		if !pl.Enabled() {
+			continue // Octavia renders no backend, so nothing is checked
+		}
 		hm := pl.HealthMonitor
 		for _, m := range pl.Members {
 			addr := net.JoinHostPort(m.Address, strconv.Itoa(m.ProtocolPort))
