@@ -2,6 +2,8 @@ package config_test
 
 import (
 	"errors"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -214,5 +216,36 @@ listeners:
 	if _, _, err := config.Parse([]byte(`listeners: [{name: a, protocol: TERMINATED_HTTPS, bind: ":443", default_tls_container_ref: "file:///a",
   l7policies: [{action: REJECT, rules: [{type: SSL_CONN_HAS_CERT, compare_type: EQUAL_TO, value: "false"}]}]}]`)); err == nil {
 		t.Fatal("SSL_CONN_HAS_CERT with a value other than true accepted")
+	}
+}
+
+// TestDefaultCiphersAgainstOctavia pins the documented differences between
+// terminator's default cipher list and Octavia's: every AEAD suite of
+// Octavia's that Go implements is kept, ECDSA twins and ChaCha20 are
+// added, the CBC suites are dropped, and nothing else changes.
+func TestDefaultCiphersAgainstOctavia(t *testing.T) {
+	octavia := strings.Split(config.OctaviaListenerCiphers, ":")
+	ours := strings.Split(config.DefaultListenerCiphers, ":")
+	for _, name := range octavia {
+		cbc := !strings.HasPrefix(name, "TLS_") && !strings.Contains(name, "GCM") && !strings.Contains(name, "CHACHA20")
+		if cbc == slices.Contains(ours, name) {
+			t.Errorf("%s: kept=%v; want the AEAD suites kept and the CBC ones dropped", name, !cbc)
+		}
+	}
+	for _, name := range ours {
+		if !slices.Contains(octavia, name) && !strings.HasPrefix(name, "ECDHE-ECDSA-") && !strings.Contains(name, "CHACHA20") {
+			t.Errorf("%s added beyond the documented ECDSA twins and ChaCha20", name)
+		}
+	}
+	ids, skipped, err := config.ParseCiphers(config.DefaultListenerCiphers)
+	if err != nil || len(ids) != 6 || len(skipped) != 2 {
+		t.Fatalf("default list: %d suites, skipped %v, %v; want 6 TLS 1.2 suites and the 2 DHE ones skipped", len(ids), skipped, err)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "differs from Octavia's default_listener_ciphers") {
+		t.Fatal("README does not document the difference from Octavia's cipher list")
 	}
 }

@@ -71,6 +71,9 @@ func (c *Config) ApplyDefaults() {
 	if c.Log.AccessLog == nil {
 		c.Log.AccessLog = ptr(true)
 	}
+	if c.TLS.SessionTicketLifetime == 0 {
+		c.TLS.SessionTicketLifetime = DefaultSessionTicketLifetime
+	}
 	if c.TLS.RescanInterval == 0 {
 		c.TLS.RescanInterval = 10000
 	}

@@ -88,6 +88,9 @@ type Log struct {
 	AccessLog *bool  `yaml:"access_log,omitempty" json:"access_log,omitempty"`
 }
 
+// DefaultSessionTicketLifetime is haproxy's tune.ssl.lifetime, in ms.
+const DefaultSessionTicketLifetime = 300000
+
 // TLSGlobal holds process-wide TLS settings that Octavia has no field for.
 type TLSGlobal struct {
 	// SessionTicketKeysFile names a file of base64-encoded 32-byte keys, one a
@@ -95,6 +98,10 @@ type TLSGlobal struct {
 	// instances sharing the file resume each other's sessions. Empty means
 	// per-process keys rotated by crypto/tls.
 	SessionTicketKeysFile string `yaml:"session_ticket_keys_file,omitempty" json:"session_ticket_keys_file,omitempty"`
+	// SessionTicketLifetime is how long, in milliseconds, a session ticket
+	// resumes a session after the full handshake that made it: haproxy's
+	// tune.ssl.lifetime. Default 300000 (haproxy's 300 s); 0 uses it.
+	SessionTicketLifetime int `yaml:"session_ticket_lifetime,omitempty" json:"session_ticket_lifetime,omitempty"`
 	// RescanInterval is how often, in milliseconds, file-backed references
 	// are re-read and compared by checksum, as a safety net for missed
 	// change notifications. Default 10000; 0 uses the default.

@@ -7,13 +7,24 @@ import (
 	"strings"
 )
 
-// DefaultListenerCiphers is Octavia's default_listener_ciphers (OWASP
-// Suite B). The DHE suites in it are not implemented by Go's crypto/tls and
-// are skipped with a warning from the validator.
-const DefaultListenerCiphers = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:" +
-	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" +
-	"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:" +
-	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+// OctaviaListenerCiphers is Octavia's default_listener_ciphers
+// (constants.CIPHERS_OWASP_SUITE_B), as haproxy gets it.
+const OctaviaListenerCiphers = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:" +
+	"DHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:" +
+	"DHE-RSA-AES256-SHA256:DHE-RSA-AES128-SHA256:ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256"
+
+// DefaultListenerCiphers is terminator's default: Octavia's list with two
+// deliberate differences. (1) Each ECDHE-RSA AEAD suite has its ECDHE-ECDSA
+// twin, and ChaCha20-Poly1305 is offered: Octavia's list has no ECDSA suite
+// at all, so an ECDSA certificate could serve no TLS 1.2 client. (2) The
+// CBC suites are left out: Go does not implement ECDHE-RSA-AES256-SHA384
+// or the DHE ones, and lists ECDHE-RSA-AES128-SHA256 as insecure (Lucky13
+// timing). The DHE suites stay, as in Octavia, and are skipped since Go
+// has no finite-field DHE. An explicit tls_ciphers is used as given.
+const DefaultListenerCiphers = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:" +
+	"DHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256:" +
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" +
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
 // tlsVersions maps Octavia's version names to crypto/tls constants; 0 marks
 // a version Octavia knows and terminator refuses.

@@ -36,6 +36,9 @@ func (c *Config) Validate() (warnings Problems, err error) {
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		v.errorf("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
 	}
+	if c.TLS.SessionTicketLifetime < 0 {
+		v.errorf("tls.session_ticket_lifetime", "must be a positive number of milliseconds (default 300000, haproxy's 300 s)")
+	}
 	if c.TLS.RescanInterval < 0 {
 		v.errorf("tls.rescan_interval", "must not be negative")
 	}

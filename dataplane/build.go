@@ -193,6 +193,7 @@ func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools 
 		return ls, false
 	}
 	route.TLS = tlsCfg
+	route.TicketLifetime = ms(cfg.TLS.SessionTicketLifetime)
 	ls.Bundles = bundles
 	return ls, true
 }

@@ -104,6 +104,9 @@ func NewListener(ln net.Listener, r *Route, o ListenerOptions) *Listener {
 }
 
 func (l *Listener) newRouteState(r *Route) *routeState {
+	if r.TLS != nil && r.TicketLifetime > 0 && r.TLS.WrapSession == nil {
+		l.boundTickets(r.TLS, r.TicketLifetime) // before any handshake uses it
+	}
 	st := &routeState{Route: r, counters: newCounters(l.opts.Metrics, r.Listener), transport: l.opts.Forwarder.transportFor(r)}
 	for _, p := range append([]*Pool{r.Pool}, r.Router.Pools()...) {
 		if p == nil || (p.proxyVersion == 0 && p.tls == nil) {

@@ -14,7 +14,11 @@ type Route struct {
 	// Listener names the listener in logs and metrics.
 	Listener string
 	// TLS is the config handed out for every handshake, nil for plain HTTP.
+	// The listener adds its session-ticket hooks to it before first use.
 	TLS *tls.Config
+	// TicketLifetime bounds how long a session ticket resumes a session
+	// (haproxy's tune.ssl.lifetime); 0 leaves crypto/tls's 7 days.
+	TicketLifetime time.Duration
 	// Pool receives the requests no L7 policy claims; nil answers 503.
 	Pool *Pool
 	// Router holds the listener's compiled L7 policies (nil: none).
