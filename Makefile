@@ -3,16 +3,24 @@ GO ?= go
 GOFLAGS ?=
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: run test build vet fmt-check bench bench-quick bench-go clean
+.PHONY: run test deps build vet fmt-check bench bench-quick bench-go clean
 
 ## run: the built-in demo — throwaway certificates, a demo backend, and a
 ## TERMINATED_HTTPS listener on 127.0.0.1:8443 (prints the curl line to try).
 run:
 	$(GO) run ./cmd/terminator demo
 
-## test: formatting, vet, and the whole test suite with the race detector.
-test: fmt-check vet
+## test: formatting, vet, the real servers the tests need, and the whole
+## test suite with the race detector.
+test: fmt-check vet deps
 	$(GO) test -race -timeout 20m ./...
+
+## deps: what the tests run against, before any test's timeout starts:
+## Vault 1.13 built from the module proxy (cached; one build at a time)
+## and Debian's Barbican and Keystone packages (needs root, as CI has).
+deps:
+	scripts/vault-dev build >/dev/null
+	scripts/barbican-dev install
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/terminator ./cmd/terminator
