@@ -102,6 +102,28 @@ func (b *Bundle) CheckValidity(now time.Time) error {
 	return nil
 }
 
+// CheckServerUse reports a certificate that TLS clients refuse as a server
+// certificate ("unsuitable certificate purpose"): an extended key usage
+// without serverAuth, or a key usage without digitalSignature,
+// keyEncipherment or keyAgreement, as CA certificates have (OpenSSL's
+// X509_PURPOSE_SSL_SERVER check; Go's client checks the extended usage).
+func (b *Bundle) CheckServerUse() error {
+	c := b.Leaf
+	if len(c.ExtKeyUsage) > 0 || len(c.UnknownExtKeyUsage) > 0 {
+		if !slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageServerAuth) && !slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageAny) {
+			return fmt.Errorf("certificate ref %s: its extended key usage lacks serverAuth; TLS clients refuse it as a server certificate (unsuitable certificate purpose)", b.Ref)
+		}
+	}
+	if c.KeyUsage != 0 && c.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment|x509.KeyUsageKeyAgreement) == 0 {
+		what := "its key usage"
+		if c.IsCA {
+			what = "it is a CA certificate whose key usage"
+		}
+		return fmt.Errorf("certificate ref %s: %s allows no TLS server use (no digitalSignature or keyEncipherment); clients refuse it (unsuitable certificate purpose)", b.Ref, what)
+	}
+	return nil
+}
+
 func keyMatches(leaf *x509.Certificate, key crypto.PrivateKey) error {
 	signer, ok := key.(crypto.Signer)
 	if !ok {

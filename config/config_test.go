@@ -83,7 +83,7 @@ func TestProblemsNamePaths(t *testing.T) {
 		name, yaml string
 		want       []string
 	}{
-		{"unknown field", "listeners: [{name: a, protocol: HTTP, bind: ':80', colour: red}]", []string{"field colour not found"}},
+		{"unknown field", "listeners: [{name: a, protocol: HTTP, bind: ':80', colour: red}]", []string{`listeners[0].colour: unknown field "colour"`}},
 		{"no listeners", "pools: []", []string{"listeners: at least one listener is required"}},
 		{"bad sni ref", `listeners: [{name: a, protocol: TERMINATED_HTTPS, bind: ":443", default_tls_container_ref: "file:///a", sni_container_refs: ["file:///b", "no-scheme"]}]`,
 			[]string{`listeners[0].sni_container_refs[1]: "no-scheme" has no scheme`}},

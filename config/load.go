@@ -1,13 +1,9 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-
-	"gopkg.in/yaml.v3"
 )
 
 // Load reads, decodes, defaults and validates the config file at path. On
@@ -26,37 +22,24 @@ func Load(path string) (*Config, Problems, error) {
 }
 
 // Parse decodes YAML or JSON (JSON is YAML) strictly, applies defaults and
-// validates. See Load.
+// validates. Every problem is reported at once: those of decoding
+// (unknown fields, wrong types) together with the validator's. See Load.
 func Parse(data []byte) (*Config, Problems, error) {
-	cfg, err := Decode(data)
+	cfg, decodeProblems, err := Decode(data)
 	if err != nil {
 		return nil, nil, err
 	}
 	cfg.ApplyDefaults()
 	warnings, err := cfg.Validate()
+	if len(decodeProblems) > 0 {
+		var ps Problems
+		errors.As(err, &ps)
+		return nil, warnings, append(decodeProblems, ps...)
+	}
 	if err != nil {
 		return nil, warnings, err
 	}
 	return cfg, warnings, nil
-}
-
-// Decode decodes YAML or JSON into a Config without defaults or validation.
-// Unknown fields, duplicate keys, and trailing documents are errors.
-func Decode(data []byte) (*Config, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var cfg Config
-	if err := dec.Decode(&cfg); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("config is empty")
-		}
-		return nil, fmt.Errorf("decoding: %w", err)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, errors.New("decoding: more than one YAML document")
-	}
-	return &cfg, nil
 }
 
 // ApplyDefaults fills in Octavia's defaults for every unset field, so that

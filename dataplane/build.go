@@ -225,11 +225,11 @@ func l7Specs(l *config.Listener, cfg *config.Config, pools map[string]*proxy.Poo
 func (b *builder) tlsConfig(path string, l *config.Listener, now time.Time) (*tls.Config, []*certs.Bundle) {
 	var def *certs.Bundle
 	if l.DefaultTLSContainerRef != "" {
-		def = b.bundle(path+".default_tls_container_ref", l.DefaultTLSContainerRef, now)
+		def = b.serving(path+".default_tls_container_ref", l.DefaultTLSContainerRef, now)
 	}
 	var sniBundles []*certs.Bundle
 	for j, ref := range l.SNIContainerRefs {
-		if bd := b.bundle(fmt.Sprintf("%s.sni_container_refs[%d]", path, j), ref, now); bd != nil {
+		if bd := b.serving(fmt.Sprintf("%s.sni_container_refs[%d]", path, j), ref, now); bd != nil {
 			sniBundles = append(sniBundles, bd)
 		}
 	}
@@ -295,6 +295,23 @@ func (b *builder) bundle(path, ref string, now time.Time) *certs.Bundle {
 		b.warns = append(b.warns, config.Problem{Path: path, Message: err.Error() + "; serving it anyway"})
 	}
 	return f.bundle
+}
+
+// serving is bundle for a listener's own certificates, which must also be
+// fit to serve as a TLS server certificate.
+func (b *builder) serving(path, ref string, now time.Time) *certs.Bundle {
+	bd := b.bundle(path, ref, now)
+	if bd == nil {
+		return nil
+	}
+	if err := bd.CheckServerUse(); err != nil {
+		b.errorf(path, "%v", err)
+		return nil
+	}
+	if bd.Leaf.IsCA {
+		b.warns = append(b.warns, config.Problem{Path: path, Message: "certificate ref " + ref + ": is a CA certificate (basicConstraints CA:TRUE); serve a leaf issued by it instead"})
+	}
+	return bd
 }
 
 func (b *builder) pool(i int, p *config.Pool, states *proxy.States, mx *metrics.Metrics) *proxy.Pool {

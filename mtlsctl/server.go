@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -115,13 +116,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		o.Control.Bind = ":9443"
 	}
 	s := &Server{opts: o, log: o.Logger, cfg: o.Config, version: o.Version, txns: map[string]*txn{}, started: time.Now()}
-	ref := o.Control.TLSContainerRef
-	if own := s.ownCertRef(); fileExists(own) {
-		ref = "file://" + own
-	}
-	b, err := o.Certs.Bundle(ctx, ref)
+	b, err := readOwnCert(ctx, o.Control, o.Certs)
 	if err != nil {
-		return nil, fmt.Errorf("control.tls_container_ref: %w", err)
+		return nil, err
 	}
 	s.setCert(b)
 	if err := s.loadTrust(ctx); err != nil {
@@ -137,8 +134,71 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) ownCertRef() string {
-	return filepath.Join(s.opts.Control.StateDir, "control", "server.pem")
+func (s *Server) ownCertRef() string { return ownCertPath(s.opts.Control) }
+
+// ownCertPath is where a rotated or renewed server certificate is kept.
+func ownCertPath(c config.Control) string { return filepath.Join(c.StateDir, "control", "server.pem") }
+
+// readOwnCert loads the server certificate: a rotated or renewed one from
+// the state directory wins over control.tls_container_ref.
+func readOwnCert(ctx context.Context, c config.Control, mgr certs.Manager) (*certs.Bundle, error) {
+	ref := c.TLSContainerRef
+	if own := ownCertPath(c); fileExists(own) {
+		ref = "file://" + own
+	}
+	b, err := mgr.Bundle(ctx, ref)
+	if err == nil {
+		err = b.CheckServerUse()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("control.tls_container_ref: %w", err)
+	}
+	return b, nil
+}
+
+// readTrust loads the client CA and CRL; errors name their config field.
+func readTrust(ctx context.Context, c config.Control, mgr certs.Manager) ([]*x509.Certificate, *certs.Revocations, error) {
+	data, err := mgr.Secret(ctx, c.ClientCARef)
+	if err != nil {
+		return nil, nil, fmt.Errorf("control.client_ca_ref: %w", err)
+	}
+	cas, err := certs.ParseCABundle(c.ClientCARef, data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("control.client_ca_ref: %w", err)
+	}
+	var revoked *certs.Revocations
+	if c.ClientCRLRef != "" {
+		crl, err := mgr.Secret(ctx, c.ClientCRLRef)
+		if err != nil {
+			return nil, nil, fmt.Errorf("control.client_crl_ref: %w", err)
+		}
+		if revoked, err = certs.ParseCRL(c.ClientCRLRef, crl, cas); err != nil {
+			return nil, nil, fmt.Errorf("control.client_crl_ref: %w", err)
+		}
+	}
+	return cas, revoked, nil
+}
+
+// Check loads what New would load for c (the server certificate, the
+// client CA and CRL) and checks the state directory, without starting
+// anything: for terminator check. Each failure is one problem.
+func Check(ctx context.Context, c config.Control, mgr certs.Manager) []error {
+	var errs []error
+	if _, err := readOwnCert(ctx, c, mgr); err != nil {
+		errs = append(errs, err)
+	}
+	if _, _, err := readTrust(ctx, c, mgr); err != nil {
+		errs = append(errs, err)
+	}
+	if fi, err := os.Stat(c.StateDir); err == nil && !fi.IsDir() {
+		errs = append(errs, fmt.Errorf("control.state_dir: %s is not a directory", c.StateDir))
+	} else if err != nil {
+		parent := filepath.Dir(filepath.Clean(c.StateDir))
+		if pfi, perr := os.Stat(parent); perr != nil || !pfi.IsDir() {
+			errs = append(errs, fmt.Errorf("control.state_dir: %s does not exist and cannot be created (%s is not a directory)", c.StateDir, parent))
+		}
+	}
+	return errs
 }
 
 func (s *Server) setCert(b *certs.Bundle) {
@@ -156,23 +216,9 @@ func (s *Server) loadTrust(ctx context.Context) error {
 	if s.opts.Trust != nil {
 		mgr = s.opts.Trust
 	}
-	data, err := mgr.Secret(ctx, c.ClientCARef)
+	cas, revoked, err := readTrust(ctx, c, mgr)
 	if err != nil {
-		return fmt.Errorf("control.client_ca_ref: %w", err)
-	}
-	cas, err := certs.ParseCABundle(c.ClientCARef, data)
-	if err != nil {
-		return fmt.Errorf("control.client_ca_ref: %w", err)
-	}
-	var revoked *certs.Revocations
-	if c.ClientCRLRef != "" {
-		crl, err := mgr.Secret(ctx, c.ClientCRLRef)
-		if err != nil {
-			return fmt.Errorf("control.client_crl_ref: %w", err)
-		}
-		if revoked, err = certs.ParseCRL(c.ClientCRLRef, crl, cas); err != nil {
-			return fmt.Errorf("control.client_crl_ref: %w", err)
-		}
+		return err
 	}
 	v := sni.NewClientVerifier(cas, revoked, true)
 	v.Extra = s.allowed

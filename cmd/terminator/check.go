@@ -15,6 +15,7 @@ import (
 	"github.com/terminator-proxy/terminator/config"
 	"github.com/terminator-proxy/terminator/dataplane"
 	"github.com/terminator-proxy/terminator/metrics"
+	"github.com/terminator-proxy/terminator/mtlsctl"
 )
 
 // cmdCheck validates a config and everything it refers to, printing every
@@ -39,9 +40,23 @@ func cmdCheck(args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
+	// Every problem at once: the data plane's and the control API's.
+	var problems config.Problems
 	snap, err := dataplane.Build(ctx, cfg, mgrs.registry, metrics.New(), time.Now())
 	if err != nil {
-		reportProblems(*path, err)
+		var ps config.Problems
+		if !errors.As(err, &ps) {
+			ps = config.Problems{{Message: err.Error()}}
+		}
+		problems = append(problems, ps...)
+	}
+	if cfg.Control != nil {
+		for _, err := range mtlsctl.Check(ctx, *cfg.Control, mgrs.registry) {
+			problems = append(problems, config.Problem{Message: err.Error()})
+		}
+	}
+	if len(problems) > 0 {
+		reportProblems(*path, problems)
 		return 1
 	}
 	printProblems("warning: ", snap.Warnings)
