@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
-	"github.com/gophercloud/gophercloud/v2/openstack"
-	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
 
 	"github.com/terminator-proxy/terminator/backends/barbican"
 	"github.com/terminator-proxy/terminator/config"
@@ -41,15 +39,6 @@ func newBarbican(ctx context.Context, bc config.Barbican, log *slog.Logger, mx *
 		return strings.TrimSpace(string(data)), nil
 	}
 	switch {
-	case bc.Cloud != "" || (bc.AuthURL == "" && bc.ProjectID == "" && os.Getenv("OS_CLOUD") != ""):
-		ao, eo, _, err := clouds.Parse(clouds.WithCloudName(bc.Cloud))
-		if err != nil {
-			return nil, fmt.Errorf("barbican.cloud: %w", err)
-		}
-		o.Auth = &ao
-		if o.Region == "" {
-			o.Region = eo.Region
-		}
 	case bc.AuthURL != "":
 		ao := gophercloud.AuthOptions{
 			IdentityEndpoint: bc.AuthURL, Username: bc.Username, DomainName: bc.UserDomainName,
@@ -70,14 +59,21 @@ func newBarbican(ctx context.Context, bc config.Barbican, log *slog.Logger, mx *
 			return nil, err
 		}
 		o.Auth = &ao
-	case bc.ProjectID == "" && os.Getenv("OS_AUTH_URL") != "":
-		ao, err := openstack.AuthOptionsFromEnv()
+	case bc.Cloud != "" || bc.ProjectID == "":
+		// What the openstack CLI would use: barbican.cloud or OS_CLOUD in
+		// clouds.yaml, else an openrc's OS_* variables.
+		env, found, err := barbican.AuthFromEnvironment(bc.Cloud, os.Getenv)
 		if err != nil {
-			return nil, fmt.Errorf("barbican: OS_* environment: %w", err)
+			return nil, fmt.Errorf("barbican: %w", err)
 		}
-		o.Auth = &ao
-		if o.Region == "" {
-			o.Region = os.Getenv("OS_REGION_NAME")
+		if found {
+			o.Auth = env.Auth
+			if o.Region == "" {
+				o.Region = env.Region
+			}
+			if o.Interface == "" {
+				o.Interface = env.Interface
+			}
 		}
 	}
 	if mx != nil {
