@@ -106,24 +106,26 @@ func (m *Manager) check(ctx context.Context) {
 		m.mu.Lock()
 		old := m.entries[ref]
 		m.mu.Unlock()
-		due := old == nil || old.bundle == nil ||
-			(strings.HasPrefix(ref, "vault:") && m.kvMoved(ctx, ref, old)) ||
-			(!old.renewAt.IsZero() && time.Now().After(old.renewAt))
+		moved := false
+		var probeErr error
+		if old != nil && old.bundle != nil && strings.HasPrefix(ref, "vault:") {
+			moved, probeErr = m.kvMoved(ctx, ref, old)
+		}
+		if probeErr != nil {
+			// Vault cannot say whether the secret moved: what is served
+			// may be stale, and is reported so (as a failed fetch is).
+			m.stale(ref, old, &certs.RefError{Ref: ref, Err: probeErr})
+			continue
+		}
+		due := old == nil || old.bundle == nil || moved || (!old.renewAt.IsZero() && time.Now().After(old.renewAt))
 		if !due {
+			m.fresh(old)
 			m.report(ref, old, nil)
 			continue
 		}
 		e, err := m.fetch(ctx, ref)
 		if err != nil {
-			m.mu.Lock()
-			if old != nil {
-				if old.lastErr == nil {
-					old.staleSince = time.Now()
-				}
-				old.lastErr = err
-			}
-			m.mu.Unlock()
-			m.report(ref, old, err)
+			m.stale(ref, old, err)
 			continue
 		}
 		if old == nil || old.bundle == nil || !e.bundle.Leaf.Equal(old.bundle.Leaf) {
@@ -136,23 +138,56 @@ func (m *Manager) check(ctx context.Context) {
 	}
 }
 
+// stale records and reports that ref could not be refreshed; its last
+// good bundle, if any, keeps serving.
+func (m *Manager) stale(ref string, old *entry, err error) {
+	m.mu.Lock()
+	if old != nil {
+		if old.lastErr == nil {
+			old.staleSince = time.Now()
+		}
+		old.lastErr = err
+	}
+	m.mu.Unlock()
+	m.report(ref, old, err)
+}
+
+// fresh clears a ref's stale state once Vault answers for it again.
+func (m *Manager) fresh(e *entry) {
+	m.mu.Lock()
+	e.lastErr, e.staleSince = nil, time.Time{}
+	m.mu.Unlock()
+}
+
 // kvMoved reports whether a KV secret has a new version (v2: metadata
-// current_version; v1: a new data checksum). Errors count as "not moved";
-// the next check tries again.
-func (m *Manager) kvMoved(ctx context.Context, ref string, old *entry) bool {
+// current_version; v1: a new data checksum). An error means Vault could
+// not tell (unreachable, sealed, denied, or the secret is gone).
+func (m *Manager) kvMoved(ctx context.Context, ref string, old *entry) (bool, error) {
 	r, err := parseKV(ref)
 	if err != nil {
-		return false
+		return false, err
 	}
 	if i := strings.Index(r.path, "/data/"); i > 0 {
-		md, err := m.client.Logical().ReadWithContext(ctx, r.path[:i]+"/metadata/"+r.path[i+len("/data/"):])
-		if err == nil && md != nil {
-			return fmt.Sprint(md.Data["current_version"]) != old.version
+		path := r.path[:i] + "/metadata/" + r.path[i+len("/data/"):]
+		var md *api.Secret
+		err := m.call(ctx, func() error {
+			var err error
+			md, err = m.client.Logical().ReadWithContext(ctx, path)
+			return err
+		})
+		if err != nil {
+			return false, explain(err, path)
 		}
-		return false
+		if md == nil || md.Data == nil {
+			return false, fmt.Errorf("%w: no secret metadata at %s (deleted?)", certs.ErrNotFound, path)
+		}
+		return fmt.Sprint(md.Data["current_version"]) != old.version, nil
 	}
 	_, v, err := m.kvFields(ctx, r.path)
-	return err == nil && v != old.version
+	if err != nil {
+		return false, err
+	}
+	return v != old.version, nil
 }
 
 // report logs and exports the state of a reference. A PKI certificate that
