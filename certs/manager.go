@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -60,6 +61,13 @@ func (r *Registry) Lookup(ref string) (Manager, error) {
 		return nil, &RefError{Ref: ref, Err: fmt.Errorf("invalid reference: %w", err)}
 	}
 	m, ok := r.byScheme[strings.ToLower(u.Scheme)]
+	if !ok && u.Scheme == "" && u.Path != "" {
+		abs, err := filepath.Abs(u.Path)
+		if err != nil {
+			abs = u.Path
+		}
+		return nil, &RefError{Ref: ref, Err: fmt.Errorf("%w: a bare path is not a reference; for a file write file://%s", ErrUnsupportedRef, abs)}
+	}
 	if !ok {
 		return nil, &RefError{Ref: ref, Err: fmt.Errorf("%w (scheme %q; known: %s)", ErrUnsupportedRef, u.Scheme, strings.Join(r.schemes(), ", "))}
 	}

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"math/big"
 	"net"
@@ -15,89 +14,143 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/terminator-proxy/terminator/internal/atomicfile"
 	"github.com/terminator-proxy/terminator/pki"
 )
 
-// The two CAs of the control API, as in Octavia: the server CA signs the
-// certificates terminator presents, the client CA the controllers'. A
-// server certificate can therefore never pass as a client.
-const caUsage = `Usage:
-  terminator ca init --dir DIR [--key-type ecdsa-p256|rsa-2048|…] [--passphrase-file F] [--validity 87600h]
-  terminator ca issue-client --dir DIR --cn NAME --out PREFIX [--validity 8760h]
-  terminator ca issue-server --dir DIR --cn AMPHORA-ID [--dns NAME]… [--ip IP]… --out PREFIX [--validity 8760h]
-  terminator ca sign --dir DIR [--validity 8760h] [--out FILE] CSR-FILE
-  terminator ca revoke --dir DIR CERT-FILE
-  terminator ca crl --dir DIR            (re-sign the client CA's CRL)
-The CA keys are read with --passphrase-file when they were encrypted at init.
-`
+// caFlags are the flags the ca subcommands share.
+type caFlags struct {
+	dir, passFile string
+	validity      time.Duration
+}
+
+func (c *caFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&c.dir, "dir", "", "the CA directory (made by ca init)")
+	cmd.Flags().StringVar(&c.passFile, "passphrase-file", "", "file holding the passphrase of the CA keys, if ca init encrypted them")
+	_ = cmd.MarkFlagRequired("dir")
+}
+
+func (c *caFlags) pass() ([]byte, error) {
+	if c.passFile == "" {
+		return nil, nil
+	}
+	p, err := os.ReadFile(c.passFile)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(p, "\r\n"), nil
+}
+
+// caRun runs one ca subcommand with the CA directory and passphrase.
+func caRun(c *caFlags, f func(caFiles, []byte) error) func(*cobra.Command, []string) error {
+	return func(*cobra.Command, []string) error {
+		pass, err := c.pass()
+		if err == nil {
+			err = f(caFiles{c.dir}, pass)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "terminator ca:", err)
+			return exitCode(1)
+		}
+		return nil
+	}
+}
+
+// newCACmd is "terminator ca": the control API's two CAs, as in Octavia:
+// the server CA signs the certificates terminator presents, the client CA
+// the controllers'. A server certificate can therefore never pass as a
+// client.
+func newCACmd() *cobra.Command {
+	ca := &cobra.Command{
+		Use:   "ca",
+		Short: "Make and run the control API's two CAs",
+		Long: `The control API's two CAs, as in Octavia: the server CA signs the certificates
+terminator presents, the client CA the controllers'. A server certificate can
+therefore never pass as a client. Keys are written 0600; with --passphrase-file
+at init they are encrypted, and every later command needs the same file.`,
+		Args: cobra.NoArgs,
+	}
+	var keyType string
+	keyTypeFlag := func(cmd *cobra.Command) {
+		cmd.Flags().StringVar(&keyType, "key-type", string(pki.ECDSAP256), "key type for new keys: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096")
+	}
+
+	initF := &caFlags{}
+	initCmd := &cobra.Command{
+		Use: "init", Short: "Create the server CA, the client CA and the client CA's CRL", Args: cobra.NoArgs,
+		RunE: caRun(initF, func(f caFiles, pass []byte) error { return caInit(f, pki.KeyType(keyType), pass, initF.validity) }),
+	}
+	initF.register(initCmd)
+	keyTypeFlag(initCmd)
+	initCmd.Flags().DurationVar(&initF.validity, "validity", 0, "validity of the CAs (default 10 years)")
+
+	issue := func(server bool) *cobra.Command {
+		f := &caFlags{}
+		var cn, out string
+		var dns, ips []string
+		use, short := "issue-client", "Issue a controller's client certificate (signed by the client CA)"
+		if server {
+			use, short = "issue-server", "Issue terminator's control API server certificate (signed by the server CA)"
+		}
+		cmd := &cobra.Command{
+			Use: use, Short: short, Args: cobra.NoArgs,
+			Long: short + `. Writes PREFIX.pem, PREFIX.key and PREFIX-combined.pem (certificate and key
+in one file: Octavia's client_cert / agent_server_cert shape).`,
+			RunE: caRun(f, func(files caFiles, pass []byte) error {
+				return caIssue(files, server, cn, dns, ips, out, pki.KeyType(keyType), pass, f.validity)
+			}),
+		}
+		f.register(cmd)
+		keyTypeFlag(cmd)
+		cmd.Flags().DurationVar(&f.validity, "validity", 0, "certificate validity (default 1 year)")
+		cmd.Flags().StringVar(&cn, "cn", "", "common name (the amphora id for a server, the controller's name for a client)")
+		cmd.Flags().StringVar(&out, "out", "", "output prefix")
+		_ = cmd.MarkFlagRequired("cn")
+		_ = cmd.MarkFlagRequired("out")
+		if server {
+			cmd.Flags().StringArrayVar(&dns, "dns", nil, "DNS name (repeatable; default the CN)")
+			cmd.Flags().StringArrayVar(&ips, "ip", nil, "IP address (repeatable)")
+		}
+		return cmd
+	}
+
+	signF := &caFlags{}
+	var signOut string
+	sign := &cobra.Command{
+		Use: "sign CSR-FILE", Short: "Sign a server CSR with the server CA (Octavia's CertificateGenerator)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return caRun(signF, func(f caFiles, pass []byte) error { return caSign(f, args[0], signOut, pass, signF.validity) })(cmd, args)
+		},
+	}
+	signF.register(sign)
+	sign.Flags().DurationVar(&signF.validity, "validity", 0, "certificate validity (default 1 year)")
+	sign.Flags().StringVar(&signOut, "out", "", "write the certificate here instead of stdout")
+
+	revokeF := &caFlags{}
+	revoke := &cobra.Command{
+		Use: "revoke CERT-FILE", Short: "Revoke a client certificate and re-sign the client CA's CRL", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return caRun(revokeF, func(f caFiles, pass []byte) error { return caRevoke(f, args[0], pass) })(cmd, args)
+		},
+	}
+	revokeF.register(revoke)
+
+	crlF := &caFlags{}
+	crl := &cobra.Command{
+		Use: "crl", Short: "Re-sign the client CA's CRL (valid 30 days; run it before then)", Args: cobra.NoArgs,
+		RunE: caRun(crlF, caWriteCRL),
+	}
+	crlF.register(crl)
+
+	ca.AddCommand(initCmd, issue(false), issue(true), sign, revoke, crl)
+	return ca
+}
 
 type caFiles struct{ dir string }
 
 func (c caFiles) path(name string) string { return filepath.Join(c.dir, name) }
-
-func cmdCA(args []string) int {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, caUsage)
-		return 2
-	}
-	fs := flag.NewFlagSet("ca "+args[0], flag.ContinueOnError)
-	dir := fs.String("dir", "", "CA directory")
-	keyType := fs.String("key-type", string(pki.ECDSAP256), "key type for new keys")
-	passFile := fs.String("passphrase-file", "", "file holding the passphrase of the CA keys")
-	validity := fs.Duration("validity", 0, "certificate validity (CAs: 10 years; others: 1 year)")
-	cn := fs.String("cn", "", "common name")
-	out := fs.String("out", "", "output file or prefix")
-	var dns, ips multiFlag
-	fs.Var(&dns, "dns", "DNS name (repeatable)")
-	fs.Var(&ips, "ip", "IP address (repeatable)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
-	}
-	if *dir == "" {
-		fmt.Fprintln(os.Stderr, "terminator ca: --dir is required")
-		return 2
-	}
-	var pass []byte
-	if *passFile != "" {
-		p, err := os.ReadFile(*passFile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "terminator ca:", err)
-			return 1
-		}
-		pass = bytes.TrimRight(p, "\r\n")
-	}
-	f := caFiles{*dir}
-	var err error
-	switch args[0] {
-	case "init":
-		err = caInit(f, pki.KeyType(*keyType), pass, *validity)
-	case "issue-client", "issue-server":
-		err = caIssue(f, args[0] == "issue-server", *cn, dns, ips, *out, pki.KeyType(*keyType), pass, *validity)
-	case "sign":
-		if fs.NArg() != 1 {
-			err = errors.New("sign takes one CSR file")
-			break
-		}
-		err = caSign(f, fs.Arg(0), *out, pass, *validity)
-	case "revoke":
-		if fs.NArg() != 1 {
-			err = errors.New("revoke takes one certificate file")
-			break
-		}
-		err = caRevoke(f, fs.Arg(0), pass)
-	case "crl":
-		err = caWriteCRL(f, pass)
-	default:
-		fmt.Fprint(os.Stderr, caUsage)
-		return 2
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "terminator ca:", err)
-		return 1
-	}
-	return 0
-}
 
 func caInit(f caFiles, kt pki.KeyType, pass []byte, validity time.Duration) error {
 	if _, err := os.Stat(f.path("server-ca.pem")); err == nil {
@@ -266,8 +319,3 @@ func writeKeyPair(prefix string, cert *x509.Certificate, signer crypto.Signer, p
 func writeFile(path string, data []byte, mode os.FileMode) error {
 	return atomicfile.Write(path, data, mode)
 }
-
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

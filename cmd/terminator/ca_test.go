@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -129,6 +130,28 @@ listeners: []
 	os.WriteFile(p("bad.yaml"), []byte("listeners:\n  - {name: web, protocol: HTTP, bind: \"127.0.0.1:1\", default_pool: nope}\npools: []\n"), 0o600)
 	if _, errOut, code := ctl("ctl-combined.pem", "apply", p("bad.yaml")); code != 1 || !strings.Contains(errOut, `listeners[0].default_pool: no pool has the name or id "nope"`) {
 		t.Fatalf("ctl apply of a bad config: %d %s", code, errOut)
+	}
+	// Flags after the subcommand; members as a bare list; a PKCS#12
+	// upload with its passphrase (issue 11, item 17).
+	if out, errOut, code := ctl("ctl-combined.pem", "status", "--json"); code != 0 || !json.Valid([]byte(out)) || !strings.Contains(out, `"config_version"`) {
+		t.Fatalf("ctl status --json: %d %q %s", code, out, errOut)
+	}
+	os.WriteFile(p("members.yaml"), []byte("- {address: 127.0.0.1, protocol_port: 10}\n- {address: 127.0.0.1, protocol_port: 11}\n"), 0o600)
+	if _, errOut, code := ctl("ctl-combined.pem", "members", "put", "app", p("members.yaml")); code != 0 {
+		t.Fatalf("ctl members put (bare list): %d %s", code, errOut)
+	}
+	if out, _, _ := ctl("ctl-combined.pem", "pools"); !strings.Contains(out, "127.0.0.1:11") {
+		t.Fatalf("members not replaced: %s", out)
+	}
+	if out, err := openssl(t, dir, "pkcs12", "-export", "-in", "srv.pem", "-inkey", "srv.key", "-passout", "pass:p12pass", "-out", "srv.p12"); err != nil {
+		t.Fatal(out)
+	}
+	os.WriteFile(p("p12.pass"), []byte("p12pass\n"), 0o600)
+	if out, errOut, code := ctl("ctl-combined.pem", "cert", "upload", "amp", p("srv.p12"), "--p12", "--passphrase-file", p("p12.pass")); code != 0 || !strings.Contains(out, "file://") {
+		t.Fatalf("ctl cert upload --p12 --passphrase-file: %d %s %s", code, out, errOut)
+	}
+	if _, errOut, code := ctl("ctl-combined.pem", "cert", "upload", "amp2", p("srv.p12"), "--p12"); code != 1 || !strings.Contains(errOut, "passphrase") {
+		t.Fatalf("a PKCS#12 without its passphrase: %d %s", code, errOut)
 	}
 	if _, errOut, code := ctl("srv-combined.pem", "status"); code != 1 || !strings.Contains(errOut, "certificate") {
 		t.Fatalf("a server certificate was accepted as a client: %d %s", code, errOut)

@@ -5,11 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/terminator-proxy/terminator/certs"
 	"github.com/terminator-proxy/terminator/config"
@@ -18,19 +19,31 @@ import (
 	"github.com/terminator-proxy/terminator/mtlsctl"
 )
 
+func newCheckCmd() *cobra.Command {
+	var path string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Validate a config and everything it refers to",
+		Long: `Validate a configuration file and fetch every certificate, CA, CRL and control
+API file it names, as serve would. Every problem is printed at once with its
+path (and line), then warnings. Exit status 0: servable (maybe with warnings);
+1: not.`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error { return status(cmdCheck(path, timeout)) },
+	}
+	cmd.Flags().StringVar(&path, "config", "/etc/terminator/terminator.yaml", "config file (YAML or JSON)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long fetching certificates may take")
+	return cmd
+}
+
 // cmdCheck validates a config and everything it refers to, printing every
 // problem with its path. Exit 0: servable (maybe with warnings); 1: not.
-func cmdCheck(args []string) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	path := fs.String("config", "/etc/terminator/terminator.yaml", "config file (YAML or JSON)")
-	timeout := fs.Duration("timeout", 30*time.Second, "how long fetching certificates may take")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	cfg, warnings, err := config.Load(*path)
+func cmdCheck(path string, timeout time.Duration) int {
+	cfg, warnings, err := config.Load(path)
 	printProblems("warning: ", warnings)
 	if err != nil {
-		reportProblems(*path, err)
+		reportProblems(path, err)
 		return 1
 	}
 	mgrs, err := newManagers(context.Background(), cfg, newLogger("text", "error"), nil)
@@ -38,7 +51,7 @@ func cmdCheck(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	// Every problem at once: the data plane's and the control API's.
 	var problems config.Problems
@@ -56,7 +69,7 @@ func cmdCheck(args []string) int {
 		}
 	}
 	if len(problems) > 0 {
-		reportProblems(*path, problems)
+		reportProblems(path, problems)
 		return 1
 	}
 	printProblems("warning: ", snap.Warnings)
@@ -66,16 +79,29 @@ func cmdCheck(args []string) int {
 			fmt.Printf("  %s  %s  not after %s\n", strings.Join(b.Names, ","), b.Ref, b.Leaf.NotAfter.UTC().Format(time.RFC3339))
 		}
 	}
-	fmt.Printf("%s: OK\n", *path)
+	fmt.Printf("%s: OK\n", path)
 	return 0
 }
 
+func newCertCmd() *cobra.Command {
+	cert := &cobra.Command{Use: "cert", Short: "Certificate references", Args: cobra.NoArgs}
+	cert.AddCommand(&cobra.Command{
+		Use:   "inspect REF",
+		Short: "Show what a certificate reference serves",
+		Long: `Fetch a certificate reference and print its subject, names, key type, validity,
+SHA-256 fingerprint and issuer chain, or the error. REF is any reference a
+listener takes: file:///path/bundle.pem, vault:secret/data/tls/shop,
+vault-pki:pki/issue/web?common_name=..., or a Barbican href (reached with
+OS_CLOUD or an openrc's OS_* variables, as the openstack CLI is).`,
+		Example: "  terminator cert inspect file:///etc/terminator/certs/default.pem",
+		Args:    cobra.ExactArgs(1),
+		RunE:    func(_ *cobra.Command, args []string) error { return status(cmdInspect(args[0])) },
+	})
+	return cert
+}
+
 // cmdInspect prints what a certificate reference would serve.
-func cmdInspect(args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "usage: terminator cert inspect REF")
-		return 2
-	}
+func cmdInspect(ref string) int {
 	mgrs, err := newManagers(context.Background(), nil, newLogger("text", "error"), nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -83,7 +109,7 @@ func cmdInspect(args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b, err := mgrs.registry.Bundle(ctx, args[0])
+	b, err := mgrs.registry.Bundle(ctx, ref)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/terminator-proxy/terminator/config"
 	"github.com/terminator-proxy/terminator/dataplane"
 	"github.com/terminator-proxy/terminator/pki"
@@ -20,14 +21,23 @@ import (
 // cmdDemo is the built-in default: throwaway certificates for localhost and
 // shop.localhost, a demo backend, and a TERMINATED_HTTPS listener in front
 // of it, all on loopback.
-func cmdDemo(args []string) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	dir := fs.String("dir", ".demo", "where to write the demo certificates and config")
-	bind := fs.String("bind", "127.0.0.1:8443", "address of the demo HTTPS listener")
-	adminBind := fs.String("admin", "127.0.0.1:9100", "address of the admin endpoint")
-	if err := fs.Parse(args); err != nil {
-		return 2
+func newDemoCmd() *cobra.Command {
+	var dir, bind, adminBind string
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a demo listener with throwaway certificates",
+		Long: `Write a throwaway CA, certificates for localhost and shop.localhost and a config
+into --dir, start a demo backend, and serve HTTPS on --bind until Ctrl-C.`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error { return status(cmdDemo(dir, bind, adminBind)) },
 	}
+	cmd.Flags().StringVar(&dir, "dir", ".demo", "where to write the demo certificates and config")
+	cmd.Flags().StringVar(&bind, "bind", "127.0.0.1:8443", "address of the demo HTTPS listener")
+	cmd.Flags().StringVar(&adminBind, "admin", "127.0.0.1:9100", "address of the admin endpoint")
+	return cmd
+}
+
+func cmdDemo(dir, bind, adminBind string) int {
 	log := newLogger("text", "info")
 	backend, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -36,7 +46,7 @@ func cmdDemo(args []string) int {
 	}
 	go func() { _ = (&http.Server{Handler: demoBackend(), ReadHeaderTimeout: 10 * time.Second}).Serve(backend) }()
 
-	cfgPath, err := writeDemo(*dir, *bind, *adminBind, backend.Addr().(*net.TCPAddr).Port)
+	cfgPath, err := writeDemo(dir, bind, adminBind, backend.Addr().(*net.TCPAddr).Port)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		return 1
@@ -48,17 +58,17 @@ func cmdDemo(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	_, port, _ := net.SplitHostPort(*bind)
+	_, port, _ := net.SplitHostPort(bind)
 	err = serve(ctx, serveOptions{
 		cfg: cfg, log: log, drain: 5 * time.Second,
 		load: func() (*config.Config, error) { c, _, err := config.Load(cfgPath); return c, err },
 		onReady: func(*dataplane.Plane) {
-			ca, _ := filepath.Abs(filepath.Join(*dir, "ca.pem"))
+			ca, _ := filepath.Abs(filepath.Join(dir, "ca.pem"))
 			fmt.Printf("\nterminator demo is serving. Try:\n\n"+
 				"  curl --cacert %s https://localhost:%s/\n"+
 				"  curl --cacert %s --resolve shop.localhost:%s:127.0.0.1 https://shop.localhost:%s/\n\n"+
 				"Metrics: http://%s/metrics   Config: %s   Stop: Ctrl-C\n\n",
-				ca, port, ca, port, port, *adminBind, cfgPath)
+				ca, port, ca, port, port, adminBind, cfgPath)
 		},
 	})
 	if err != nil {

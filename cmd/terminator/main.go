@@ -3,21 +3,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+
+	"github.com/spf13/cobra"
 )
-
-const usage = `terminator: a TLS-terminating reverse proxy
-
-Usage:
-  terminator serve --config FILE      run the proxy
-  terminator check --config FILE      validate a config and its certificates
-  terminator cert inspect REF         show what a certificate reference serves
-  terminator demo [--dir DIR]         run a demo listener with throwaway certificates
-  terminator ca init|issue-client|issue-server|sign|revoke|crl   the control API's two CAs
-  terminator ctl [flags] COMMAND      drive a running terminator through its mTLS control API
-  terminator version
-`
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
@@ -26,33 +17,61 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
+// exitCode is returned by a command that has already said what went wrong
+// and wants the process to exit with that status.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// status turns a command's exit status into its error.
+func status(code int) error {
+	if code == 0 {
+		return nil
+	}
+	return exitCode(code)
+}
+
+// run executes the command line: 0 on success, 1 when a command failed,
+// 2 for a usage error (which names the command's --help).
 func run(args []string) int {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, usage)
-		return 2
-	}
-	switch args[0] {
-	case "serve":
-		return cmdServe(args[1:])
-	case "check":
-		return cmdCheck(args[1:])
-	case "cert":
-		if len(args) > 1 && args[1] == "inspect" {
-			return cmdInspect(args[2:])
-		}
-	case "demo":
-		return cmdDemo(args[1:])
-	case "ca":
-		return cmdCA(args[1:])
-	case "ctl":
-		return cmdCtl(args[1:])
-	case "version", "--version":
-		fmt.Println("terminator", version)
+	root := newRoot()
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	var ec exitCode
+	switch {
+	case err == nil:
 		return 0
-	case "help", "-h", "--help":
-		fmt.Print(usage)
-		return 0
+	case errors.As(err, &ec):
+		return int(ec)
 	}
-	fmt.Fprintf(os.Stderr, "terminator: unknown command %q\n\n%s", args[0], usage)
+	fmt.Fprintf(os.Stderr, "terminator: %v\nSee '%s --help'.\n", err, cmd.CommandPath())
 	return 2
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "terminator",
+		Short: "A TLS-terminating reverse proxy for clouds that keep their certificates in a secret store",
+		Long: `terminator terminates HTTPS for many host names, picking the certificate by SNI,
+and forwards HTTP to pools of members. Certificates come from files, Barbican or
+Vault. Its configuration uses OpenStack Octavia's object and field names.
+
+Every command and subcommand takes --help. See README.md for the configuration.`,
+		Version:       version,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(os.Stderr)
+			_ = cmd.Usage()
+			return exitCode(2)
+		},
+	}
+	root.SetVersionTemplate("terminator {{.Version}}\n")
+	root.AddCommand(newServeCmd(), newCheckCmd(), newCertCmd(), newDemoCmd(), newCACmd(), newCtlCmd(),
+		&cobra.Command{
+			Use: "version", Short: "Print the version", Args: cobra.NoArgs,
+			Run: func(*cobra.Command, []string) { fmt.Println("terminator", version) },
+		})
+	return root
 }

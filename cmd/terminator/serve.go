@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,20 +14,33 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/terminator-proxy/terminator/admin"
 	"github.com/terminator-proxy/terminator/config"
 	"github.com/terminator-proxy/terminator/dataplane"
 	"github.com/terminator-proxy/terminator/metrics"
 )
 
-func cmdServe(args []string) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	path := fs.String("config", "/etc/terminator/terminator.yaml", "config file (YAML or JSON)")
-	drain := fs.Duration("drain-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
-	if err := fs.Parse(args); err != nil {
-		return 2
+func newServeCmd() *cobra.Command {
+	var path string
+	var drain time.Duration
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the proxy",
+		Long: `Run the proxy with the configuration file. SIGHUP reloads it (an invalid one is
+refused and the old one keeps serving); SIGTERM or SIGINT stop accepting and
+finish requests in flight within --drain-timeout.`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error { return status(cmdServe(path, drain)) },
 	}
-	cfg, warnings, err := config.Load(*path)
+	cmd.Flags().StringVar(&path, "config", "/etc/terminator/terminator.yaml", "config file (YAML or JSON)")
+	cmd.Flags().DurationVar(&drain, "drain-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
+	return cmd
+}
+
+func cmdServe(path string, drain time.Duration) int {
+	cfg, warnings, err := config.Load(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "terminator:", err)
 		return 1
@@ -40,9 +52,9 @@ func cmdServe(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	err = serve(ctx, serveOptions{
-		cfg: cfg, log: log, drain: *drain,
+		cfg: cfg, log: log, drain: drain,
 		load: func() (*config.Config, error) {
-			c, ws, err := config.Load(*path)
+			c, ws, err := config.Load(path)
 			for _, w := range ws {
 				log.Warn("configuration warning", "path", w.Path, "problem", w.Message)
 			}
