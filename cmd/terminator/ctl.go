@@ -99,7 +99,9 @@ and pools; an empty list removes them all.`,
 			RunE: run(func(a []string) (ctlRequest, error) { return withFile("PUT", "/v1/"+kind+"s/"+a[0], 1, a) }),
 		}, &cobra.Command{
 			Use: "delete NAME", Short: "Delete the " + kind + " NAME", Args: cobra.ExactArgs(1),
-			RunE: run(func(a []string) (ctlRequest, error) { return ctlRequest{method: "DELETE", path: "/v1/" + kind + "s/" + a[0]}, nil }),
+			RunE: run(func(a []string) (ctlRequest, error) {
+				return ctlRequest{method: "DELETE", path: "/v1/" + kind + "s/" + a[0]}, nil
+			}),
 		})
 		return parent
 	}
