@@ -55,7 +55,8 @@ func AuthFromEnvironment(cloud string, getenv func(string) string) (env Environm
 // authFromOSVars reads an openrc's variables as keystoneauth does: the
 // user's domain (OS_USER_DOMAIN_*), the project and its domain
 // (OS_PROJECT_* and OS_PROJECT_DOMAIN_*, OS_TENANT_* for v2-era files),
-// OS_DEFAULT_DOMAIN_* for both, OS_DOMAIN_* for a domain scope, system
+// OS_DEFAULT_DOMAIN_* for both, OS_DOMAIN_* for both too when no more
+// specific one is set (as gophercloud reads it) or else a domain scope, system
 // scope, application credentials and tokens. gophercloud's own
 // AuthOptionsFromEnv knows none of the per-role domains.
 func authFromOSVars(getenv func(string) string) (*gophercloud.AuthOptions, error) {
@@ -81,10 +82,10 @@ func authFromOSVars(getenv func(string) string) (*gophercloud.AuthOptions, error
 	}
 	// The user's domain matters only for a user named by name.
 	if ao.UserID == "" && ao.Username != "" {
-		if id := first("OS_USER_DOMAIN_ID", "OS_DEFAULT_DOMAIN_ID"); id != "" {
+		if id := first("OS_USER_DOMAIN_ID", "OS_DEFAULT_DOMAIN_ID", "OS_DOMAIN_ID"); id != "" {
 			ao.DomainID = id
 		} else {
-			ao.DomainName = first("OS_USER_DOMAIN_NAME", "OS_DEFAULT_DOMAIN_NAME")
+			ao.DomainName = first("OS_USER_DOMAIN_NAME", "OS_DEFAULT_DOMAIN_NAME", "OS_DOMAIN_NAME")
 		}
 	}
 	if ao.ApplicationCredentialID != "" || ao.ApplicationCredentialName != "" {
@@ -98,9 +99,9 @@ func authFromOSVars(getenv func(string) string) (*gophercloud.AuthOptions, error
 		scope.ProjectID = first("OS_PROJECT_ID", "OS_TENANT_ID")
 	case first("OS_PROJECT_NAME", "OS_TENANT_NAME") != "":
 		scope.ProjectName = first("OS_PROJECT_NAME", "OS_TENANT_NAME")
-		if id := first("OS_PROJECT_DOMAIN_ID", "OS_DEFAULT_DOMAIN_ID"); id != "" {
+		if id := first("OS_PROJECT_DOMAIN_ID", "OS_DEFAULT_DOMAIN_ID", "OS_DOMAIN_ID"); id != "" {
 			scope.DomainID = id
-		} else if name := first("OS_PROJECT_DOMAIN_NAME", "OS_DEFAULT_DOMAIN_NAME"); name != "" {
+		} else if name := first("OS_PROJECT_DOMAIN_NAME", "OS_DEFAULT_DOMAIN_NAME", "OS_DOMAIN_NAME"); name != "" {
 			scope.DomainName = name
 		} else {
 			return nil, errors.New("OS_PROJECT_NAME needs OS_PROJECT_DOMAIN_NAME or OS_PROJECT_DOMAIN_ID (or OS_PROJECT_ID instead)")

@@ -41,6 +41,7 @@ func TestAuthFromStandardEnvironment(t *testing.T) {
 		"domain ids":                     {"OS_USER_DOMAIN_ID": "default", "OS_PROJECT_DOMAIN_ID": "default", "OS_PROJECT_NAME": "admin"},
 		"default domain for both":        {"OS_DEFAULT_DOMAIN_ID": "default", "OS_PROJECT_NAME": "admin"},
 		"v2-era tenant name":             {"OS_USER_DOMAIN_ID": "default", "OS_PROJECT_DOMAIN_ID": "default", "OS_TENANT_NAME": "admin"},
+		"OS_DOMAIN_ID for both":          {"OS_DOMAIN_ID": "default", "OS_PROJECT_NAME": "admin"},
 	}
 	fetch := func(t *testing.T, cloud string) {
 		t.Helper()
