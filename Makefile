@@ -16,11 +16,13 @@ test: fmt-check vet deps
 	$(GO) test -race -timeout 20m ./...
 
 ## deps: what the tests run against, before any test's timeout starts:
-## Vault 1.13 built from the module proxy (cached; one build at a time)
-## and Debian's Barbican and Keystone packages (needs root, as CI has).
+## Vault 1.13 built from the module proxy (cached; one build at a time),
+## Debian's Barbican and Keystone packages, and Debian's python3-octavia,
+## whose own code drives the amphora tests (needs root, as CI has).
 deps:
 	scripts/vault-dev build >/dev/null
 	scripts/barbican-dev install
+	scripts/octavia-peer install
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/terminator ./cmd/terminator

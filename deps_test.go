@@ -22,6 +22,8 @@ func TestDependencyDirection(t *testing.T) {
 		"health":            {"proxy", "dataplane", "backends/", "config", "cmd/"},
 		"proxy":             {"dataplane", "backends/", "config", "cmd/"},
 		"dataplane":         {"backends/", "cmd/"},
+		"amphora/heartbeat": {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config"},
+		"amphora/agentconf": {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "./"+pkg).Output()

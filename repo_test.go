@@ -19,7 +19,7 @@ func TestMakeTestPreparesServersFirst(t *testing.T) {
 	}
 	steps := string(out)
 	goTest := strings.Index(steps, "go test")
-	for _, step := range []string{"scripts/vault-dev build", "scripts/barbican-dev install"} {
+	for _, step := range []string{"scripts/vault-dev build", "scripts/barbican-dev install", "scripts/octavia-peer install"} {
 		if i := strings.Index(steps, step); i < 0 || goTest < 0 || i > goTest {
 			t.Errorf("make test does not run %q before go test:\n%s", step, steps)
 		}
@@ -66,7 +66,7 @@ func TestRepoRootHoldsOnlyTheDesign(t *testing.T) {
 	}
 	allowed := []string{
 		".ci", ".gitignore", "Makefile", "README.md", "go.mod", "go.sum", "doc.go", "deps_test.go", "repo_test.go",
-		"admin", "backends", "bench", "certs", "cmd", "config", "dataplane", "health", "internal", "metrics",
+		"admin", "amphora", "backends", "bench", "certs", "cmd", "config", "dataplane", "health", "internal", "metrics",
 		"mtlsctl", "packaging", "pki", "proxy", "scripts", "sni",
 	}
 	seen := map[string]bool{}

@@ -1,0 +1,75 @@
+#!/usr/bin/python3
+# Octavia's own code (Debian 12's python3-octavia), driven for terminator's
+# tests: never an imitation of Octavia. Run it as scripts/octavia-peer.
+#
+#
+#   scripts/octavia-peer heartbeat-recv KEY COUNT
+#       binds the health manager's real UDPStatusGetter on 127.0.0.1 (a free
+#       port, printed as "PORT <n>"), then prints each of COUNT heartbeats it
+#       accepts, decoded by Octavia's unwrap_envelope, as one JSON line
+#       ("DROPPED" for a packet it refuses). Exits after COUNT lines or 30 s.
+#   scripts/octavia-peer agent-conf AMPHORA_ID CONTROLLERS KEY
+#       prints the amphora-agent.conf the controller renders for an amphora
+#       (AgentJinjaTemplater), CONTROLLERS being controller_ip_port_list.
+import json
+import sys
+
+
+def conf():
+    from oslo_config import cfg
+    from oslo_log import log
+    from octavia.common import config  # noqa: F401 (registers the options)
+    log.register_options(cfg.CONF)
+    cfg.CONF([], project="octavia", default_config_files=[])
+    return cfg.CONF
+
+
+def heartbeat_recv(key, count):
+    import socket
+    c = conf()
+    c.set_override("bind_ip", "127.0.0.1", group="health_manager")
+    c.set_override("bind_port", 0, group="health_manager")
+    c.set_override("heartbeat_key", key, group="health_manager")
+    from octavia.amphorae.drivers.health import heartbeat_udp
+    from octavia.common import exceptions
+    getter = heartbeat_udp.UDPStatusGetter()
+    getter.sock.settimeout(30)
+    print("PORT", getter.sock.getsockname()[1], flush=True)
+    seen = 0
+    while seen < count:
+        try:
+            obj, _ = getter.dorecv()
+        except exceptions.InvalidHMACException:
+            print("DROPPED", flush=True)
+        except socket.timeout:
+            print("TIMEOUT", flush=True)
+            return 1
+        else:
+            obj.pop("recv_time", None)
+            print(json.dumps(obj, sort_keys=True), flush=True)
+        seen += 1
+    getter.health_executor.shutdown(wait=False)
+    getter.stats_executor.shutdown(wait=False)
+    return 0
+
+
+def agent_conf(amphora_id, controllers, key):
+    c = conf()
+    c.set_override("controller_ip_port_list", [x for x in controllers.split(",") if x], group="health_manager")
+    c.set_override("heartbeat_key", key, group="health_manager")
+    from octavia.amphorae.backends.agent import agent_jinja_cfg
+    print(agent_jinja_cfg.AgentJinjaTemplater().build_agent_config(amphora_id, "SINGLE"))
+    return 0
+
+
+def main(argv):
+    if len(argv) == 4 and argv[1] == "heartbeat-recv":
+        return heartbeat_recv(argv[2], int(argv[3]))
+    if len(argv) == 5 and argv[1] == "agent-conf":
+        return agent_conf(argv[2], argv[3], argv[4])
+    print("usage: see the header of this script", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
