@@ -12,18 +12,19 @@ import (
 func TestDependencyDirection(t *testing.T) {
 	const mod = "github.com/terminator-proxy/terminator/"
 	forbidden := map[string][]string{
-		"certs":             {"proxy", "dataplane", "backends/", "sni", "config"},
-		"backends/file":     {"proxy", "dataplane", "sni", "cmd/", "mtlsctl"},
-		"backends/vault":    {"proxy", "dataplane", "sni", "cmd/", "mtlsctl"},
-		"backends/barbican": {"proxy", "dataplane", "sni", "cmd/", "mtlsctl"},
-		"mtlsctl":           {"proxy", "dataplane", "backends/", "cmd/"},
-		"sni":               {"proxy", "dataplane", "backends/", "config"},
-		"config":            {"proxy", "dataplane", "backends/", "sni", "certs"},
-		"health":            {"proxy", "dataplane", "backends/", "config", "cmd/"},
-		"proxy":             {"dataplane", "backends/", "config", "cmd/"},
-		"dataplane":         {"backends/", "cmd/"},
-		"amphora/heartbeat": {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config"},
-		"amphora/agentconf": {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config"},
+		"certs":              {"proxy", "dataplane", "backends/", "sni", "config"},
+		"backends/file":      {"proxy", "dataplane", "sni", "cmd/", "mtlsctl"},
+		"backends/vault":     {"proxy", "dataplane", "sni", "cmd/", "mtlsctl"},
+		"backends/barbican":  {"proxy", "dataplane", "sni", "cmd/", "mtlsctl"},
+		"mtlsctl":            {"proxy", "dataplane", "backends/", "cmd/"},
+		"sni":                {"proxy", "dataplane", "backends/", "config"},
+		"config":             {"proxy", "dataplane", "backends/", "sni", "certs"},
+		"health":             {"proxy", "dataplane", "backends/", "config", "cmd/"},
+		"proxy":              {"dataplane", "backends/", "config", "cmd/"},
+		"dataplane":          {"backends/", "cmd/"},
+		"amphora/heartbeat":  {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config"},
+		"amphora/agentconf":  {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config"},
+		"amphora/haproxycfg": {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "./"+pkg).Output()

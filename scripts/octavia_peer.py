@@ -8,6 +8,10 @@
 #       port, printed as "PORT <n>"), then prints each of COUNT heartbeats it
 #       accepts, decoded by Octavia's unwrap_envelope, as one JSON line
 #       ("DROPPED" for a packet it refuses). Exits after COUNT lines or 30 s.
+#   scripts/octavia-peer render SPEC-JSON
+#       prints the haproxy.cfg Octavia's JinjaTemplater renders (haproxy 2.6
+#       feature level) for listeners built by Octavia's own sample builders:
+#       SPEC is {"listeners": [{keyword arguments of sample_listener_tuple}]}.
 #   scripts/octavia-peer agent-conf AMPHORA_ID CONTROLLERS KEY
 #       prints the amphora-agent.conf the controller renders for an amphora
 #       (AgentJinjaTemplater), CONTROLLERS being controller_ip_port_list.
@@ -62,9 +66,30 @@ def agent_conf(amphora_id, controllers, key):
     return 0
 
 
+def render(spec):
+    conf()
+    from octavia.common.jinja.haproxy.combined_listeners import jinja_cfg
+    from octavia.tests.unit.common.sample_configs import sample_configs_combined as s
+    spec = json.loads(spec)
+    listeners = [s.sample_listener_tuple(**kw) for kw in spec["listeners"]]
+    tls = {"cont_id_1": s.sample_tls_container_tuple(id="tls_container_id", certificate="imaCert1",
+                                                    private_key="imaPrivateKey1", primary_cn="FakeCN"),
+           # The file names the controller gives the uploaded client CA and CRL.
+           "cont_id_ca": "client_ca.pem", "cont_id_crl": "SHA_ID.pem"}
+    # The files the controller uploads for re-encrypting pools, by pool id.
+    d = "/var/lib/octavia/certs/sample_loadbalancer_id_1/"
+    for pool in ("sample_pool_id_1", "sample_pool_id_2"):
+        tls[pool] = {"client_cert": d + "pool_cert.pem", "ca_cert": d + "pool_ca.pem", "crl": d + "pool_crl.pem"}
+    j = jinja_cfg.JinjaTemplater(base_amp_path="/var/lib/octavia", base_crt_dir="/var/lib/octavia/certs")
+    print(j.build_config(s.sample_amphora_tuple(), listeners, tls, haproxy_versions=("2", "6", "12")))
+    return 0
+
+
 def main(argv):
     if len(argv) == 4 and argv[1] == "heartbeat-recv":
         return heartbeat_recv(argv[2], int(argv[3]))
+    if len(argv) == 3 and argv[1] == "render":
+        return render(argv[2])
     if len(argv) == 5 and argv[1] == "agent-conf":
         return agent_conf(argv[2], argv[3], argv[4])
     print("usage: see the header of this script", file=sys.stderr)

@@ -68,7 +68,7 @@ Every command and subcommand takes --help. See README.md for the configuration.`
 		},
 	}
 	root.SetVersionTemplate("terminator {{.Version}}\n")
-	root.AddCommand(newServeCmd(), newCheckCmd(), newCertCmd(), newDemoCmd(), newCACmd(), newCtlCmd(),
+	root.AddCommand(newServeCmd(), newCheckCmd(), newCertCmd(), newDemoCmd(), newCACmd(), newCtlCmd(), newAgentCmd(),
 		&cobra.Command{
 			Use: "version", Short: "Print the version", Args: cobra.NoArgs,
 			Run: func(*cobra.Command, []string) { fmt.Println("terminator", version) },

@@ -1,0 +1,143 @@
+package haproxycfg
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/terminator-proxy/terminator/config"
+)
+
+// Translate reads a haproxy.cfg rendered by Octavia's JinjaTemplater and
+// returns the equivalent terminator configuration. readFile reads the
+// crt-list files the bind lines name. Every problem is reported, with its
+// line. The result is not yet validated (config.Config.Validate does that).
+func Translate(data []byte, readFile func(path string) ([]byte, error)) (*config.Config, error) {
+	sections, ps := split(data)
+	t := &translator{readFile: readFile, pools: map[string]*config.Pool{}, headers: map[string]map[string]string{}, backendTimeouts: map[string][2]*int{}}
+	t.problems = ps
+	for _, s := range sections {
+		switch s.kind {
+		case "global":
+			t.global(s)
+		case "defaults":
+			t.defaults(s)
+		case "peers":
+			t.peers(s)
+		case "backend":
+			t.backend(s)
+		}
+	}
+	for _, s := range sections {
+		if s.kind == "frontend" {
+			t.frontend(s)
+		}
+	}
+	if len(t.problems) > 0 {
+		return nil, t.problems
+	}
+	cfg := &config.Config{Listeners: t.listeners}
+	for _, name := range t.poolOrder {
+		cfg.Pools = append(cfg.Pools, *t.pools[name])
+	}
+	return cfg, nil
+}
+
+type translator struct {
+	readFile  func(string) ([]byte, error)
+	problems  Problems
+	listeners []config.Listener
+	pools     map[string]*config.Pool
+	poolOrder []string
+	// headers holds each backend's inserted headers, which Octavia renders
+	// per backend from its listener's insert_headers.
+	headers map[string]map[string]string
+	// backendTimeouts are each backend's timeout connect and server, which
+	// Octavia renders from its listener's timeouts.
+	backendTimeouts map[string][2]*int
+}
+
+func (t *translator) errorf(n int, format string, args ...any) {
+	t.problems = append(t.problems, Problem{n, fmt.Sprintf(format, args...)})
+}
+
+func (t *translator) unknown(s section, l line) {
+	t.errorf(l.n, "'%s' in '%s' section is not part of the configuration Octavia renders; terminator does not serve it", strings.Join(l.words, " "), s.kind)
+}
+
+// global accepts what Octavia's global section holds: process settings
+// that terminator has its own ways for, or that do not apply.
+func (t *translator) global(s section) {
+	for _, l := range s.lines {
+		switch l.words[0] {
+		case "daemon", "user", "group", "log", "maxconn", "server-state-file", "tune.ssl.cachesize",
+			"nbthread", "cpu-map", "external-check", "insecure-fork-wanted":
+		case "stats":
+			if len(l.words) < 2 || l.words[1] != "socket" {
+				t.unknown(s, l)
+			}
+		default:
+			t.unknown(s, l)
+		}
+	}
+}
+
+// defaults accepts Octavia's defaults, which are terminator's behaviour
+// (three retries with redispatch, keep-alive).
+func (t *translator) defaults(s section) {
+	for _, l := range s.lines {
+		w := strings.Join(l.words, " ")
+		switch w {
+		case "log global", "no log", "retries 3", "option redispatch", "option splice-request",
+			"option splice-response", "option http-keep-alive":
+		default:
+			t.unknown(s, l)
+		}
+	}
+}
+
+// peers is the ACTIVE_STANDBY pair's stick-table synchronisation; the
+// tables are not shared yet (the networking issue), the section is read.
+func (t *translator) peers(s section) {
+	for _, l := range s.lines {
+		if l.words[0] != "peer" || len(l.words) != 3 {
+			t.unknown(s, l)
+		}
+	}
+}
+
+// crtList reads a crt-list file: certificate bundle paths, one a line,
+// the default first (Octavia writes no per-line options).
+func (t *translator) crtList(n int, path string) (def string, sni []string) {
+	data, err := t.readFile(path)
+	if err != nil {
+		t.errorf(n, "crt-list '%s': %v", path, err)
+		return "", nil
+	}
+	for _, f := range strings.Fields(string(data)) {
+		if !filepath.IsAbs(f) {
+			t.errorf(n, "crt-list '%s': '%s' is not an absolute path", path, f)
+			continue
+		}
+		if def == "" {
+			def = "file://" + f
+			continue
+		}
+		sni = append(sni, "file://"+f)
+	}
+	if def == "" {
+		t.errorf(n, "crt-list '%s' names no certificate", path)
+	}
+	return def, sni
+}
+
+// tlsVersions turns no-sslv3 … no-tlsv13 flags into Octavia's version list.
+func tlsVersions(no map[string]bool) []string {
+	var out []string
+	for _, v := range []struct{ flag, name string }{{"no-sslv3", "SSLv3"}, {"no-tlsv10", "TLSv1"}, {"no-tlsv11", "TLSv1.1"}, {"no-tlsv12", "TLSv1.2"}, {"no-tlsv13", "TLSv1.3"}} {
+		if !no[v.flag] {
+			out = append(out, v.name)
+		}
+	}
+	return out
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/terminator-proxy/terminator/amphora/haproxycfg"
+)
+
+// newAgentCmd is "terminator agent": terminator as an Octavia amphora's
+// agent and data plane.
+func newAgentCmd() *cobra.Command {
+	agent := &cobra.Command{
+		Use:   "agent",
+		Short: "Work as an OpenStack Octavia amphora's agent and data plane",
+		Long: `terminator in place of an Octavia amphora's agent and haproxy. The controller's
+haproxy.cfg is translated into terminator's configuration, never run.`,
+		Args: cobra.NoArgs,
+	}
+	agent.AddCommand(&cobra.Command{
+		Use:   "translate HAPROXY-CFG",
+		Short: "Print the terminator configuration a haproxy.cfg rendered by Octavia becomes",
+		Long: `Translate a haproxy.cfg rendered by Octavia's JinjaTemplater into terminator's
+configuration and print it as YAML, with the problems of the translation or of
+its validation. The crt-list files its bind lines name are read.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error { return status(cmdTranslate(args[0])) },
+	})
+	return agent
+}
+
+func cmdTranslate(path string) int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "terminator agent translate:", err)
+		return 1
+	}
+	cfg, err := haproxycfg.Translate(data, os.ReadFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "terminator agent translate:", err)
+		return 1
+	}
+	os.Stdout.Write(out)
+	cfg.ApplyDefaults()
+	if _, err := cfg.Validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "# the translation does not validate:\n%v\n", err)
+		return 1
+	}
+	return 0
+}
