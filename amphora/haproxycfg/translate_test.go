@@ -64,7 +64,7 @@ func pool(c *config.Config, name string) *config.Pool {
 func TestTranslatesWhatOctaviaRenders(t *testing.T) {
 	cfg := render(t,
 		map[string]any{"id": "tls", "proto": "TERMINATED_HTTPS", "tls": true, "sni": true, "client_ca_cert": true, "client_crl_cert": true, "l7": true,
-			"insert_headers": map[string]string{"X-Forwarded-For": "true", "X-Forwarded-Port": "true", "X-Forwarded-Proto": "true", "X-SSL-Client-CN": "true", "X-SSL-Client-Has-Cert": "True"},
+			"insert_headers":   map[string]string{"X-Forwarded-For": "true", "X-Forwarded-Port": "true", "X-Forwarded-Proto": "true", "X-SSL-Client-CN": "true", "X-SSL-Client-Has-Cert": "True"},
 			"connection_limit": 1234, "timeout_client_data": 7000, "timeout_member_connect": 800, "timeout_member_data": 9000},
 		map[string]any{"id": "http", "proto": "HTTP", "persistence_type": "APP_COOKIE", "persistence_cookie": "JSESSIONID", "hm_host_http_check": true,
 			"monitor_ip_port": true, "backup_member": true, "disabled_member": true},
