@@ -25,6 +25,7 @@ func TestDependencyDirection(t *testing.T) {
 		"amphora/heartbeat":  {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config"},
 		"amphora/agentconf":  {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config"},
 		"amphora/haproxycfg": {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl"},
+		"amphora/agent":      {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "./"+pkg).Output()

@@ -11,7 +11,16 @@
 #   scripts/octavia-peer render SPEC-JSON
 #       prints the haproxy.cfg Octavia's JinjaTemplater renders (haproxy 2.6
 #       feature level) for listeners built by Octavia's own sample builders:
-#       SPEC is {"listeners": [{keyword arguments of sample_listener_tuple}]}.
+#       SPEC is {"listeners": [{keyword arguments of sample_listener_tuple}]},
+#       optionally with "vip": IP and "members": ["IP:PORT", …], which
+#       replace the samples' VIP and member addresses (so that traffic can
+#       stay on loopback). The load balancer is sample_loadbalancer_id_1.
+#   scripts/octavia-peer client ADDRESS AMPHORA_ID CLIENT_PEM SERVER_CA
+#       drives an amphora agent at ADDRESS (host:port) with the controller's
+#       own AmphoraAPIClient1_0: reads one JSON call a line on stdin
+#       ({"call": METHOD, "args": [...]}, the amphora argument implied) and
+#       prints one JSON line each: {"ok": true, "result": …} or
+#       {"ok": false, "error": "<exception class>: <message>"}.
 #   scripts/octavia-peer agent-conf AMPHORA_ID CONTROLLERS KEY
 #       prints the amphora-agent.conf the controller renders for an amphora
 #       (AgentJinjaTemplater), CONTROLLERS being controller_ip_port_list.
@@ -71,6 +80,17 @@ def render(spec):
     from octavia.common.jinja.haproxy.combined_listeners import jinja_cfg
     from octavia.tests.unit.common.sample_configs import sample_configs_combined as s
     spec = json.loads(spec)
+    if "vip" in spec:
+        vip, orig_vip = spec["vip"], s.sample_vip_tuple
+        s.sample_vip_tuple = lambda ip_address=None, subnet_id="vip_subnet_uuid": orig_vip(vip, subnet_id)
+    if "members" in spec:
+        addrs = [m.rsplit(":", 1) for m in spec["members"]]
+        orig_member = s.sample_member_tuple
+
+        def member(id, _ip, **kw):  # sample_member_id_<n>: the n-th address, in turn
+            ip, port = addrs[(int(id.rsplit("_", 1)[1]) - 1) % len(addrs)]
+            return orig_member(id, ip, **kw)._replace(protocol_port=int(port))
+        s.sample_member_tuple = member
     listeners = [s.sample_listener_tuple(**kw) for kw in spec["listeners"]]
     tls = {"cont_id_1": s.sample_tls_container_tuple(id="tls_container_id", certificate="imaCert1",
                                                     private_key="imaPrivateKey1", primary_cn="FakeCN"),
@@ -85,11 +105,45 @@ def render(spec):
     return 0
 
 
+class _Amphora:
+    def __init__(self, amp_id, ip):
+        self.id, self.lb_network_ip, self.api_version = amp_id, ip, None
+
+
+def client(address, amp_id, client_pem, server_ca):
+    import traceback
+    c = conf()
+    host, port = address.rsplit(":", 1)
+    for k, v in (("client_cert", client_pem), ("server_ca", server_ca), ("bind_port", int(port)),
+                 ("connection_max_retries", 3), ("connection_retry_interval", 1),
+                 ("rest_request_conn_timeout", 5), ("rest_request_read_timeout", 30)):
+        c.set_override(k, v, group="haproxy_amphora")
+    from octavia.amphorae.drivers.haproxy import rest_api_driver
+    api = rest_api_driver.AmphoraAPIClient1_0()
+    amp = _Amphora(amp_id, host)
+    for raw in sys.stdin:
+        req = json.loads(raw)
+        try:
+            if req["call"] == "get_api_version":
+                result = api.get_api_version(amp)
+                amp.api_version = result["api_version"]
+            else:
+                result = getattr(api, req["call"])(amp, *(req.get("args") or []))
+            if hasattr(result, "json"):
+                result = {"status": result.status_code}
+            print(json.dumps({"ok": True, "result": result}), flush=True)
+        except Exception as e:  # reported to the test, which decides
+            print(json.dumps({"ok": False, "error": "%s: %s" % (type(e).__name__, e)}), flush=True)
+    return 0
+
+
 def main(argv):
     if len(argv) == 4 and argv[1] == "heartbeat-recv":
         return heartbeat_recv(argv[2], int(argv[3]))
     if len(argv) == 3 and argv[1] == "render":
         return render(argv[2])
+    if len(argv) == 6 and argv[1] == "client":
+        return client(argv[2], argv[3], argv[4], argv[5])
     if len(argv) == 5 and argv[1] == "agent-conf":
         return agent_conf(argv[2], argv[3], argv[4])
     print("usage: see the header of this script", file=sys.stderr)

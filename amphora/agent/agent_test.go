@@ -1,0 +1,336 @@
+package agent_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/md5"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/terminator-proxy/terminator/amphora/agent"
+	"github.com/terminator-proxy/terminator/amphora/agentconf"
+	"github.com/terminator-proxy/terminator/backends/file"
+	"github.com/terminator-proxy/terminator/certs"
+	"github.com/terminator-proxy/terminator/config"
+	"github.com/terminator-proxy/terminator/dataplane"
+	tu "github.com/terminator-proxy/terminator/internal/testutil"
+	"github.com/terminator-proxy/terminator/metrics"
+	"github.com/terminator-proxy/terminator/pki"
+)
+
+const ampID = "3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b"
+
+// plane is the real data plane with the real file manager.
+type plane struct {
+	p   *dataplane.Plane
+	reg *certs.Registry
+}
+
+func (p plane) Check(ctx context.Context, cfg *config.Config) error {
+	_, err := dataplane.Build(ctx, cfg, p.reg, metrics.New(), time.Now())
+	return err
+}
+func (p plane) Apply(ctx context.Context, cfg *config.Config) error { return p.p.Apply(ctx, cfg) }
+
+type amphora struct {
+	dir, addr          string
+	serverCA, clientCA *pki.CA
+	controllerPEM      string // the controller's client cert+key PEM
+	srv                *agent.Server
+	plane              plane
+}
+
+// newAmphora runs terminator's agent as an amphora would be set up by the
+// controller: a server certificate for the amphora id signed by the
+// server CA, client certificates checked against the client CA.
+func newAmphora(t *testing.T) *amphora {
+	t.Helper()
+	a := &amphora{dir: t.TempDir(), serverCA: tu.CA(t, "server CA"), clientCA: tu.CA(t, "client CA")}
+	sc, sk, _ := a.serverCA.Issue(pki.Request{CommonName: ampID, DNSNames: []string{ampID}, Usage: pki.ServerAuth})
+	server := tu.WriteFile(t, a.dir, "server.pem", append(pki.CertPEM(sc), tu.KeyPEM(t, sk)...))
+	ca := tu.WriteFile(t, a.dir, "client_ca.pem", pki.CertPEM(a.clientCA.Cert))
+	cc, ck, _ := a.clientCA.Issue(pki.Request{CommonName: "controller", Usage: pki.ClientAuth})
+	a.controllerPEM = tu.WriteFile(t, a.dir, "client.pem", append(pki.CertPEM(cc), tu.KeyPEM(t, ck)...))
+	tu.WriteFile(t, a.dir, "server_ca.pem", pki.CertPEM(a.serverCA.Cert))
+
+	log := slog.New(slog.DiscardHandler)
+	fm, err := file.New(file.Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.plane.reg = certs.NewRegistry()
+	a.plane.reg.Register("file", fm)
+	a.plane.p = dataplane.New(dataplane.Options{Certs: a.plane.reg, Logger: log, Metrics: metrics.New()})
+	t.Cleanup(func() { _ = a.plane.p.Shutdown(context.Background()) })
+	ac := &agentconf.Config{AmphoraID: ampID, ServerCert: server, ServerCA: ca, RequestReadTimeout: time.Minute,
+		TLSVersion: tls.VersionTLS12, BasePath: filepath.Join(a.dir, "octavia"), BaseCertDir: filepath.Join(a.dir, "octavia", "certs")}
+	a.srv, err = agent.New(agent.Options{Config: ac, Plane: a.plane, Version: "test", Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.addr = ln.Addr().String()
+	done := make(chan struct{})
+	go func() { _ = a.srv.Serve(ln); close(done) }()
+	t.Cleanup(func() { _ = a.srv.Shutdown(context.Background()); <-done })
+	return a
+}
+
+// controller is Octavia's AmphoraAPIClient1_0 in a python3 process.
+type controller struct {
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func (a *amphora) controller(t *testing.T) *controller {
+	t.Helper()
+	cmd := exec.Command("../../scripts/octavia-peer", "client", a.addr, ampID, a.controllerPEM, filepath.Join(a.dir, "server_ca.pem"))
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("Octavia's client (make deps installs python3-octavia): %v", err)
+	}
+	t.Cleanup(func() { in.Close(); cmd.Wait() })
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	return &controller{in: in, out: sc}
+}
+
+// call runs one AmphoraAPIClient1_0 method and returns its result, or
+// its exception as an error.
+func (c *controller) call(t *testing.T, method string, args ...any) (any, error) {
+	t.Helper()
+	req, _ := json.Marshal(map[string]any{"call": method, "args": args})
+	if _, err := fmt.Fprintf(c.in, "%s\n", req); err != nil {
+		t.Fatal(err)
+	}
+	if !c.out.Scan() {
+		t.Fatalf("%s: Octavia's client exited", method)
+	}
+	var resp struct {
+		OK     bool   `json:"ok"`
+		Result any    `json:"result"`
+		Error  string `json:"error"`
+	}
+	if err := json.Unmarshal(c.out.Bytes(), &resp); err != nil {
+		t.Fatalf("%s: %q", method, c.out.Text())
+	}
+	if !resp.OK {
+		return nil, fmt.Errorf("%s", resp.Error)
+	}
+	return resp.Result, nil
+}
+
+func (c *controller) must(t *testing.T, method string, args ...any) any {
+	t.Helper()
+	r, err := c.call(t, method, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", method, err)
+	}
+	return r
+}
+
+func render(t *testing.T, spec map[string]any) string {
+	t.Helper()
+	js, _ := json.Marshal(spec)
+	out, err := exec.Command("../../scripts/octavia-peer", "render", string(js)).Output()
+	if err != nil {
+		t.Fatalf("Octavia's templater: %v", err)
+	}
+	return string(out)
+}
+
+// TestOctaviaControllerDrivesTheAgent: Octavia's own controller client
+// discovers the API version, reads info and details, uploads certificates
+// and a rendered haproxy.cfg, reloads, lists listeners, and deletes the
+// load balancer; traffic flows through the translated listener in between.
+// Bad uploads are refused with the controller's exceptions, and serving
+// listeners are untouched.
+func TestOctaviaControllerDrivesTheAgent(t *testing.T) {
+	a := newAmphora(t)
+	var members []string
+	for range 2 {
+		backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "member answered") }))
+		defer backend.Close()
+		members = append(members, strings.TrimPrefix(backend.URL, "http://"))
+	}
+	c := a.controller(t)
+
+	if v := c.must(t, "get_api_version"); v.(map[string]any)["api_version"] != "1.0" {
+		t.Fatalf("version discovery: %v", v)
+	}
+	info := c.must(t, "get_info").(map[string]any)
+	if info["haproxy_version"] != agent.HAProxyCompat || info["api_version"] != "1.0" || info["terminator_version"] != "test" {
+		t.Fatalf("info: %v", info)
+	}
+	details := c.must(t, "get_details").(map[string]any)
+	if details["cpu_count"].(float64) < 1 || details["memory"].(map[string]any)["total"].(float64) <= 0 || len(details["load"].([]any)) != 3 {
+		t.Fatalf("details: %v", details)
+	}
+
+	vip := "127.0.0.23"
+	cfg := render(t, map[string]any{"vip": vip, "members": members,
+		"listeners": []map[string]any{{"id": "web", "proto": "HTTP", "monitor": false}}})
+	const lb = "sample_loadbalancer_id_1"
+	if _, err := c.call(t, "upload_config", lb, cfg); err != nil {
+		t.Fatalf("upload_config: %v", err)
+	}
+	c.must(t, "reload_listener", lb)
+	get := func() (string, error) {
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + vip + ":80/")
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), nil
+	}
+	if body, err := get(); err != nil || body != "member answered" {
+		t.Fatalf("through the translated listener: %q %v", body, err)
+	}
+	ls := c.must(t, "get_all_listeners").([]any)
+	if len(ls) != 1 || ls[0].(map[string]any)["uuid"] != "web" || ls[0].(map[string]any)["type"] != "HTTP" {
+		t.Fatalf("listeners: %v", ls)
+	}
+
+	// Certificates: upload, md5 as the controller compares it, delete.
+	leaf, key := tu.Leaf(t, tu.CA(t, "tenant CA"), pki.ECDSAP256, "shop.example")
+	bundle := string(append(pki.CertPEM(leaf), tu.KeyPEM(t, key)...))
+	c.must(t, "upload_cert_pem", lb, "0123abcd.pem", bundle)
+	if sum := c.must(t, "get_cert_md5sum", lb, "0123abcd.pem"); sum != md5sum(bundle) {
+		t.Fatalf("md5sum %v", sum)
+	}
+	if _, err := c.call(t, "upload_cert_pem", lb, "garbage.pem", "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"); err == nil || !strings.Contains(err.Error(), "InvalidRequest") {
+		t.Fatalf("a garbage PEM: %v; want InvalidRequest", err)
+	}
+	c.must(t, "delete_cert_pem", lb, "0123abcd.pem")
+	if _, err := c.call(t, "get_cert_md5sum", lb, "0123abcd.pem"); err == nil || !strings.Contains(err.Error(), "NotFound") {
+		t.Fatalf("md5sum of a deleted file: %v", err)
+	}
+
+	// A configuration outside the rendered subset: refused, kept as
+	// .new-failed, and the listener keeps serving.
+	bad := strings.Replace(cfg, "    mode http\n", "    mode http\n    lua-load /x.lua\n", 1)
+	if _, err := c.call(t, "upload_config", lb, bad); err == nil || !strings.Contains(err.Error(), "InvalidRequest") {
+		t.Fatalf("a bad haproxy.cfg: %v; want InvalidRequest", err)
+	}
+	if _, err := os.Stat(filepath.Join(a.dir, "octavia", lb, "haproxy.cfg.new-failed")); err != nil {
+		t.Fatal("the refused file was not kept as haproxy.cfg.new-failed")
+	}
+	c.must(t, "reload_listener", lb)
+	if body, err := get(); err != nil || body != "member answered" {
+		t.Fatalf("after a refused configuration: %q %v", body, err)
+	}
+
+	// Agent certificate rotation: the next connection presents the new one.
+	nc, nk, _ := a.serverCA.Issue(pki.Request{CommonName: ampID, DNSNames: []string{ampID}, Usage: pki.ServerAuth})
+	c.must(t, "update_cert_for_rotation", string(append(pki.CertPEM(nc), tu.KeyPEM(t, nk)...)))
+	c2 := a.controller(t)
+	c2.must(t, "get_api_version")
+	if got := a.presented(t); !got.Equal(nc) {
+		t.Fatal("the rotated certificate is not presented to new connections")
+	}
+
+	c.must(t, "delete_listener", lb)
+	if _, err := get(); err == nil {
+		t.Fatal("the deleted load balancer still answers")
+	}
+	if ls := c.must(t, "get_all_listeners").([]any); len(ls) != 0 {
+		t.Fatalf("listeners after delete: %v", ls)
+	}
+}
+
+func md5sum(s string) string {
+	sum := md5.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// presented returns the certificate the agent presents now.
+func (a *amphora) presented(t *testing.T) *x509.Certificate {
+	t.Helper()
+	pair, err := tls.LoadX509KeyPair(a.controllerPEM, a.controllerPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tls.Dial("tcp", a.addr, &tls.Config{RootCAs: tu.Pool(a.serverCA), ServerName: ampID, Certificates: []tls.Certificate{pair}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0]
+}
+
+// TestAgentRefusesWhatAnAmphoraRefuses: a client certificate from another
+// CA is refused at the handshake; bad file names, unknown load balancers,
+// actions and paths get the agent's status codes and JSON bodies.
+func TestAgentRefusesWhatAnAmphoraRefuses(t *testing.T) {
+	a := newAmphora(t)
+	stranger := tu.CA(t, "stranger")
+	sc, sk, _ := stranger.Issue(pki.Request{CommonName: "controller", Usage: pki.ClientAuth})
+	strangerPEM := tu.WriteFile(t, a.dir, "stranger.pem", append(pki.CertPEM(sc), tu.KeyPEM(t, sk)...))
+	do := func(client string, method, path, body string) (int, map[string]any, error) {
+		pair, err := tls.LoadX509KeyPair(client, client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: tu.Pool(a.serverCA), ServerName: ampID, Certificates: []tls.Certificate{pair}, MaxVersion: tls.VersionTLS12}}}
+		req, _ := http.NewRequest(method, "https://"+a.addr+path, strings.NewReader(body))
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		if resp.Header.Get("Content-Type") != "application/json" && resp.StatusCode >= 400 {
+			t.Errorf("%s %s: %d without a JSON body", method, path, resp.StatusCode)
+		}
+		return resp.StatusCode, out, nil
+	}
+	if _, _, err := do(strangerPEM, "GET", "/", ""); err == nil {
+		t.Fatal("a client certificate from another CA was accepted")
+	}
+	cases := []struct {
+		method, path string
+		code         int
+		key, want    string
+	}{
+		{"PUT", "/1.0/loadbalancer/lb1/certificates/..%2F..%2Fevil.pem", 400, "message", "Filename has wrong format"},
+		{"PUT", "/1.0/loadbalancer/lb1/certificates/evil.txt", 400, "message", "Filename has wrong format"},
+		{"PUT", "/1.0/loadbalancer/nolb/reload", 404, "details", "No loadbalancer with UUID: nolb"},
+		{"PUT", "/1.0/loadbalancer/nolb/restart", 400, "details", "Unknown action: restart"},
+		{"GET", "/1.0/loadbalancer/nolb/haproxy", 404, "message", "Loadbalancer Not Found"},
+		{"GET", "/1.0/nothing", 404, "error", "404 Not Found"},
+		{"DELETE", "/1.0/info", 405, "error", "405 Method Not Allowed"},
+		{"DELETE", "/1.0/listeners/nolb", 200, "message", "OK"},
+		{"POST", "/1.0/plug/vip/203.0.113.5", 202, "details", "does not configure the amphora's network yet"},
+	}
+	for _, tc := range cases {
+		code, body, err := do(a.controllerPEM, tc.method, tc.path, "x")
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+		}
+		if code != tc.code || !strings.Contains(fmt.Sprint(body[tc.key]), tc.want) {
+			t.Errorf("%s %s: %d %v; want %d with %s %q", tc.method, tc.path, code, body, tc.code, tc.key, tc.want)
+		}
+	}
+}
