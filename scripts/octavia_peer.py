@@ -21,9 +21,10 @@
 #       ({"call": METHOD, "args": [...]}, the amphora argument implied) and
 #       prints one JSON line each: {"ok": true, "result": …} or
 #       {"ok": false, "error": "<exception class>: <message>"}.
-#   scripts/octavia-peer agent-conf AMPHORA_ID CONTROLLERS KEY
+#   scripts/octavia-peer agent-conf AMPHORA_ID CONTROLLERS KEY [GROUP.OPTION=VALUE …]
 #       prints the amphora-agent.conf the controller renders for an amphora
-#       (AgentJinjaTemplater), CONTROLLERS being controller_ip_port_list.
+#       (AgentJinjaTemplater), CONTROLLERS being controller_ip_port_list,
+#       with the controller's options set as given (paths, ports).
 import json
 import sys
 
@@ -66,8 +67,12 @@ def heartbeat_recv(key, count):
     return 0
 
 
-def agent_conf(amphora_id, controllers, key):
+def agent_conf(amphora_id, controllers, key, overrides=()):
     c = conf()
+    for o in overrides:
+        name, value = o.split("=", 1)
+        group, opt = name.split(".", 1)
+        c.set_override(opt, int(value) if value.isdigit() else value, group=group)
     c.set_override("controller_ip_port_list", [x for x in controllers.split(",") if x], group="health_manager")
     c.set_override("heartbeat_key", key, group="health_manager")
     from octavia.amphorae.backends.agent import agent_jinja_cfg
@@ -144,8 +149,8 @@ def main(argv):
         return render(argv[2])
     if len(argv) == 6 and argv[1] == "client":
         return client(argv[2], argv[3], argv[4], argv[5])
-    if len(argv) == 5 and argv[1] == "agent-conf":
-        return agent_conf(argv[2], argv[3], argv[4])
+    if len(argv) >= 5 and argv[1] == "agent-conf":
+        return agent_conf(argv[2], argv[3], argv[4], argv[5:])
     print("usage: see the header of this script", file=sys.stderr)
     return 2
 

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
@@ -13,13 +14,21 @@ import (
 // newAgentCmd is "terminator agent": terminator as an Octavia amphora's
 // agent and data plane.
 func newAgentCmd() *cobra.Command {
+	var path string
+	var drain time.Duration
 	agent := &cobra.Command{
 		Use:   "agent",
 		Short: "Work as an OpenStack Octavia amphora's agent and data plane",
-		Long: `terminator in place of an Octavia amphora's agent and haproxy. The controller's
-haproxy.cfg is translated into terminator's configuration, never run.`,
+		Long: `terminator in place of an Octavia amphora's agent and haproxy: it serves the
+amphora agent API 1.0 over mutual TLS as configured in the agent's own file
+(/etc/octavia/amphora-agent.conf, rendered by the controller), translates the
+haproxy.cfg the controller uploads into terminator's configuration (haproxy is
+never run), serves it, and sends version 3 heartbeats to the health managers.`,
 		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error { return status(runAgent(path, drain)) },
 	}
+	agent.Flags().StringVar(&path, "config", "/etc/octavia/amphora-agent.conf", "the amphora agent's configuration file")
+	agent.Flags().DurationVar(&drain, "drain-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
 	agent.AddCommand(&cobra.Command{
 		Use:   "translate HAPROXY-CFG",
 		Short: "Print the terminator configuration a haproxy.cfg rendered by Octavia becomes",
