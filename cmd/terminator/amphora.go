@@ -209,4 +209,3 @@ func sumCounters(v *prometheus.CounterVec, match prometheus.Labels) float64 {
 	}
 	return total
 }
-
