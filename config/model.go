@@ -7,6 +7,10 @@ import "strings"
 const (
 	ProtocolHTTP            = "HTTP"
 	ProtocolTerminatedHTTPS = "TERMINATED_HTTPS"
+	// ProtocolTCP and ProtocolHTTPS (TLS passed through to the members)
+	// are layer-4 listeners: bytes are relayed, nothing is parsed.
+	ProtocolTCP   = "TCP"
+	ProtocolHTTPS = "HTTPS"
 
 	ClientAuthNone      = "NONE"
 	ClientAuthOptional  = "OPTIONAL"
@@ -244,6 +248,9 @@ func (p *Pool) Key() string {
 
 // Enabled reports admin_state_up, which defaults to true.
 func (l *Listener) Enabled() bool { return l.AdminStateUp == nil || *l.AdminStateUp }
+
+// Layer4 reports a TCP or HTTPS (pass-through) listener.
+func (l *Listener) Layer4() bool { return l.Protocol == ProtocolTCP || l.Protocol == ProtocolHTTPS }
 
 // Enabled reports whether the pool is administratively up. Octavia renders
 // no backend for a disabled pool: it serves no listener and no L7 policy.

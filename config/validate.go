@@ -97,13 +97,24 @@ func (c *Config) validateListener(v *collector, i int, l *Listener) {
 	checkLen(v, p("name"), l.Name)
 	checkLen(v, p("description"), l.Description)
 	switch l.Protocol {
-	case ProtocolHTTP, ProtocolTerminatedHTTPS:
+	case ProtocolHTTP, ProtocolTerminatedHTTPS, ProtocolTCP, ProtocolHTTPS:
 	case "":
-		v.errorf(p("protocol"), "is required (HTTP or TERMINATED_HTTPS)")
-	case "TCP", "HTTPS", "UDP", "SCTP", "PROMETHEUS":
-		v.errorf(p("protocol"), "%s listeners are not supported; terminator serves HTTP and TERMINATED_HTTPS", l.Protocol)
+		v.errorf(p("protocol"), "is required (HTTP, TERMINATED_HTTPS, TCP or HTTPS)")
+	case "UDP", "SCTP", "PROMETHEUS":
+		v.errorf(p("protocol"), "%s listeners are not supported yet; terminator serves HTTP, TERMINATED_HTTPS, TCP and HTTPS (pass-through)", l.Protocol)
 	default:
-		v.errorf(p("protocol"), "unknown protocol %q (want HTTP or TERMINATED_HTTPS)", l.Protocol)
+		v.errorf(p("protocol"), "unknown protocol %q (want HTTP, TERMINATED_HTTPS, TCP or HTTPS)", l.Protocol)
+	}
+	if l.Layer4() {
+		layer7 := []struct {
+			field string
+			set   bool
+		}{{"insert_headers", len(l.InsertHeaders) > 0}, {"l7policies", len(l.L7Policies) > 0}}
+		for _, f := range layer7 {
+			if f.set {
+				v.errorf(p(f.field), "is only allowed on HTTP and TERMINATED_HTTPS listeners (%s listeners relay bytes)", l.Protocol)
+			}
+		}
 	}
 	if l.Bind == "" {
 		v.errorf(p("bind"), "is required (host:port)")
@@ -174,6 +185,9 @@ func (c *Config) validateListener(v *collector, i int, l *Listener) {
 	}
 	if l.DefaultPool != "" && l.DefaultPoolID != "" {
 		v.errorf(p("default_pool_id"), "set default_pool or default_pool_id, not both")
+	}
+	if pool := c.FindPool(l.PoolRef()); pool != nil && !poolFitsListener(l.Protocol, pool.Protocol) {
+		v.errorf(p("default_pool"), "a %s pool cannot serve a %s listener (Octavia's listener-pool protocol map)", pool.Protocol, l.Protocol)
 	}
 	if ref := l.PoolRef(); ref != "" && c.FindPool(ref) == nil {
 		field := "default_pool"
@@ -275,9 +289,9 @@ func (c *Config) validatePools(v *collector) {
 		}
 		checkLen(v, p("name"), pl.Name)
 		switch pl.Protocol {
-		case ProtocolHTTP, "PROXY", "PROXYV2":
-		case "HTTPS", "TCP", "UDP", "SCTP":
-			v.errorf(p("protocol"), "%s pools are not supported yet; use HTTP", pl.Protocol)
+		case ProtocolHTTP, "PROXY", "PROXYV2", ProtocolTCP, ProtocolHTTPS:
+		case "UDP", "SCTP":
+			v.errorf(p("protocol"), "%s pools are not supported yet", pl.Protocol)
 		default:
 			v.errorf(p("protocol"), "unknown pool protocol %q", pl.Protocol)
 		}
@@ -613,4 +627,15 @@ func validatePoolTLS(v *collector, p func(string) string, pl *Pool) {
 	if pl.CATLSContainerRef == "" {
 		v.warnf(p("ca_tls_container_ref"), "not set: member certificates are not verified (haproxy's verify none)")
 	}
+}
+
+// poolFitsListener is Octavia's VALID_LISTENER_POOL_PROTOCOL_MAP.
+func poolFitsListener(listener, pool string) bool {
+	ok := map[string][]string{
+		ProtocolTerminatedHTTPS: {ProtocolHTTP, "PROXY", "PROXYV2"},
+		ProtocolHTTP:            {ProtocolHTTP, "PROXY", "PROXYV2"},
+		ProtocolHTTPS:           {ProtocolHTTPS, "PROXY", "PROXYV2", ProtocolTCP},
+		ProtocolTCP:             {ProtocolHTTP, ProtocolHTTPS, "PROXY", "PROXYV2", ProtocolTCP},
+	}
+	return pool == "" || slices.Contains(ok[listener], pool)
 }

@@ -167,6 +167,7 @@ func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools 
 		MemberTimeout:   ms(*l.TimeoutMemberData),
 		ConnectionLimit: l.EffectiveConnectionLimit(),
 		AccessLog:       *cfg.Log.AccessLog,
+		Layer4:          l.Layer4(),
 	}
 	for _, c := range l.AllowedCIDRs {
 		route.Allowed = append(route.Allowed, netip.MustParsePrefix(c).Masked()) // validated

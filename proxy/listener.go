@@ -306,6 +306,11 @@ func (l *Listener) serveConn(c net.Conn, st *routeState) {
 		_ = lc.Close()
 		return
 	}
+	if st.Layer4 && !proxied {
+		l.wg.Add(1)
+		go l.serveTCP(lc, st)
+		return
+	}
 	if st.TLS == nil && !proxied {
 		l.startH1(lc)
 		return
@@ -334,6 +339,11 @@ func (l *Listener) handshake(c net.Conn, st *routeState, proxied bool) {
 		if !st.allows(pc.RemoteAddr()) {
 			l.recordHandshakeFailure(st, errNotAllowed)
 			_ = c.Close()
+			return
+		}
+		if st.Layer4 {
+			l.wg.Add(1)
+			go l.serveTCP(c, st)
 			return
 		}
 		if st.TLS == nil {

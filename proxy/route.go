@@ -44,6 +44,9 @@ type Route struct {
 	ProxyFrom []netip.Prefix
 	// AccessLog writes one log line per request.
 	AccessLog bool
+	// Layer4 relays each connection's bytes to a member of Pool without
+	// parsing them (TCP and HTTPS pass-through listeners).
+	Layer4 bool
 }
 
 // serverParams are the Route fields baked into an http.Server; a change

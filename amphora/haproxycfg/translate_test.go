@@ -184,4 +184,8 @@ func TestTranslatesLayer4Listeners(t *testing.T) {
 	if sp := pool(c, "sample_pool_id_1:tcp").SessionPersistence; sp == nil || sp.Type != "SOURCE_IP" {
 		t.Fatalf("TCP persistence: %+v", sp)
 	}
+	c.Listeners[1].Bind = "10.0.0.2:8443" // the samples give both port 80
+	if _, err := c.Validate(); err != nil {
+		t.Fatalf("the translation does not validate: %v", err)
+	}
 }
