@@ -14,7 +14,8 @@
 #       SPEC is {"listeners": [{keyword arguments of sample_listener_tuple}]},
 #       optionally with "vip": IP and "members": ["IP:PORT", …], which
 #       replace the samples' VIP and member addresses (so that traffic can
-#       stay on loopback). The load balancer is sample_loadbalancer_id_1.
+#       stay on loopback), and "base_path" and "base_cert_dir" (the
+#       amphora's directories). The load balancer is sample_loadbalancer_id_1.
 #   scripts/octavia-peer client ADDRESS AMPHORA_ID CLIENT_PEM SERVER_CA
 #       drives an amphora agent at ADDRESS (host:port) with the controller's
 #       own AmphoraAPIClient1_0: reads one JSON call a line on stdin
@@ -81,10 +82,12 @@ def agent_conf(amphora_id, controllers, key, overrides=()):
 
 
 def render(spec):
-    conf()
+    c = conf()
     from octavia.common.jinja.haproxy.combined_listeners import jinja_cfg
     from octavia.tests.unit.common.sample_configs import sample_configs_combined as s
     spec = json.loads(spec)
+    if "base_cert_dir" in spec:  # the crt-list path comes from the controller's option
+        c.set_override("base_cert_dir", spec["base_cert_dir"], group="haproxy_amphora")
     if "vip" in spec:
         vip, orig_vip = spec["vip"], s.sample_vip_tuple
         s.sample_vip_tuple = lambda ip_address=None, subnet_id="vip_subnet_uuid": orig_vip(vip, subnet_id)
@@ -102,10 +105,11 @@ def render(spec):
            # The file names the controller gives the uploaded client CA and CRL.
            "cont_id_ca": "client_ca.pem", "cont_id_crl": "SHA_ID.pem"}
     # The files the controller uploads for re-encrypting pools, by pool id.
-    d = "/var/lib/octavia/certs/sample_loadbalancer_id_1/"
+    d = spec.get("base_cert_dir", "/var/lib/octavia/certs") + "/sample_loadbalancer_id_1/"
     for pool in ("sample_pool_id_1", "sample_pool_id_2"):
         tls[pool] = {"client_cert": d + "pool_cert.pem", "ca_cert": d + "pool_ca.pem", "crl": d + "pool_crl.pem"}
-    j = jinja_cfg.JinjaTemplater(base_amp_path="/var/lib/octavia", base_crt_dir="/var/lib/octavia/certs")
+    j = jinja_cfg.JinjaTemplater(base_amp_path=spec.get("base_path", "/var/lib/octavia"),
+                                 base_crt_dir=spec.get("base_cert_dir", "/var/lib/octavia/certs"))
     print(j.build_config(s.sample_amphora_tuple(), listeners, tls, haproxy_versions=("2", "6", "12")))
     return 0
 
@@ -132,6 +136,8 @@ def client(address, amp_id, client_pem, server_ca):
             if req["call"] == "get_api_version":
                 result = api.get_api_version(amp)
                 amp.api_version = result["api_version"]
+            elif req["call"] == "_action":  # _action(action, amp, object_id): stop has no partial
+                result = api._action(req["args"][0], amp, *req["args"][1:])
             else:
                 result = getattr(api, req["call"])(amp, *(req.get("args") or []))
             if hasattr(result, "json"):

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/md5"
+	"crypto/sha1"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -61,12 +62,25 @@ func newAmphora(t *testing.T) *amphora {
 	t.Helper()
 	a := &amphora{dir: t.TempDir(), serverCA: tu.CA(t, "server CA"), clientCA: tu.CA(t, "client CA")}
 	sc, sk, _ := a.serverCA.Issue(pki.Request{CommonName: ampID, DNSNames: []string{ampID}, Usage: pki.ServerAuth})
-	server := tu.WriteFile(t, a.dir, "server.pem", append(pki.CertPEM(sc), tu.KeyPEM(t, sk)...))
-	ca := tu.WriteFile(t, a.dir, "client_ca.pem", pki.CertPEM(a.clientCA.Cert))
+	tu.WriteFile(t, a.dir, "server.pem", append(pki.CertPEM(sc), tu.KeyPEM(t, sk)...))
+	tu.WriteFile(t, a.dir, "client_ca.pem", pki.CertPEM(a.clientCA.Cert))
 	cc, ck, _ := a.clientCA.Issue(pki.Request{CommonName: "controller", Usage: pki.ClientAuth})
 	a.controllerPEM = tu.WriteFile(t, a.dir, "client.pem", append(pki.CertPEM(cc), tu.KeyPEM(t, ck)...))
 	tu.WriteFile(t, a.dir, "server_ca.pem", pki.CertPEM(a.serverCA.Cert))
+	a.start(t)
+	return a
+}
 
+// restart runs a new agent and data plane over a's directories.
+func restart(t *testing.T, a *amphora) *amphora {
+	t.Helper()
+	b := *a
+	b.start(t)
+	return &b
+}
+
+func (a *amphora) start(t *testing.T) {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	fm, err := file.New(file.Options{Logger: log})
 	if err != nil {
@@ -76,7 +90,7 @@ func newAmphora(t *testing.T) *amphora {
 	a.plane.reg.Register("file", fm)
 	a.plane.p = dataplane.New(dataplane.Options{Certs: a.plane.reg, Logger: log, Metrics: metrics.New()})
 	t.Cleanup(func() { _ = a.plane.p.Shutdown(context.Background()) })
-	ac := &agentconf.Config{AmphoraID: ampID, ServerCert: server, ServerCA: ca, RequestReadTimeout: time.Minute,
+	ac := &agentconf.Config{AmphoraID: ampID, ServerCert: filepath.Join(a.dir, "server.pem"), ServerCA: filepath.Join(a.dir, "client_ca.pem"), RequestReadTimeout: time.Minute,
 		TLSVersion: tls.VersionTLS12, BasePath: filepath.Join(a.dir, "octavia"), BaseCertDir: filepath.Join(a.dir, "octavia", "certs")}
 	a.srv, err = agent.New(agent.Options{Config: ac, Plane: a.plane, Version: "test", Logger: log})
 	if err != nil {
@@ -88,9 +102,9 @@ func newAmphora(t *testing.T) *amphora {
 	}
 	a.addr = ln.Addr().String()
 	done := make(chan struct{})
-	go func() { _ = a.srv.Serve(ln); close(done) }()
-	t.Cleanup(func() { _ = a.srv.Shutdown(context.Background()); <-done })
-	return a
+	srv := a.srv
+	go func() { _ = srv.Serve(ln); close(done) }()
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()); <-done })
 }
 
 // controller is Octavia's AmphoraAPIClient1_0 in a python3 process.
@@ -332,5 +346,73 @@ func TestAgentRefusesWhatAnAmphoraRefuses(t *testing.T) {
 		if code != tc.code || !strings.Contains(fmt.Sprint(body[tc.key]), tc.want) {
 			t.Errorf("%s %s: %d %v; want %d with %s %q", tc.method, tc.path, code, body, tc.code, tc.key, tc.want)
 		}
+	}
+}
+
+// TestTLSLoadBalancerThroughTheAgent: the controller's way for a
+// TERMINATED_HTTPS listener: certificate bundles named by SHA-1 and the
+// listener's crt-list uploaded first, then the configuration and a
+// reload. HTTPS is served with the uploaded certificate; stop stops it,
+// start serves the same configuration again, and a restarted agent
+// serves it before any controller call.
+func TestTLSLoadBalancerThroughTheAgent(t *testing.T) {
+	a := newAmphora(t)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "tls member") }))
+	defer backend.Close()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "tls member") }))
+	defer other.Close()
+	c := a.controller(t)
+	c.must(t, "get_api_version")
+
+	const lb = "sample_loadbalancer_id_1"
+	certDir := filepath.Join(a.dir, "octavia", "certs")
+	tenant := tu.CA(t, "tenant CA")
+	leaf, key := tu.Leaf(t, tenant, pki.ECDSAP256, "shop.example")
+	bundle := string(append(pki.CertPEM(leaf), tu.KeyPEM(t, key)...))
+	sha := fmt.Sprintf("%x", sha1.Sum([]byte(pki.CertPEM(leaf))))
+	c.must(t, "upload_cert_pem", lb, sha+".pem", bundle)
+	c.must(t, "upload_cert_pem", lb, "tls.pem", filepath.Join(certDir, lb, sha+".pem")+"\n")
+
+	vip := "127.0.0.24"
+	cfg := render(t, map[string]any{"vip": vip, "base_cert_dir": certDir,
+		"members":   []string{strings.TrimPrefix(backend.URL, "http://"), strings.TrimPrefix(other.URL, "http://")},
+		"listeners": []map[string]any{{"id": "tls", "proto": "TERMINATED_HTTPS", "tls": true, "monitor": false}}})
+	c.must(t, "upload_config", lb, cfg)
+	c.must(t, "reload_listener", lb)
+	get := func() (string, error) {
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: tu.Pool(tenant), ServerName: "shop.example", MinVersion: tls.VersionTLS13}}}
+		resp, err := hc.Get("https://" + vip + ":443/")
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), nil
+	}
+	if body, err := get(); err != nil || body != "tls member" {
+		t.Fatalf("HTTPS through the agent: %q %v", body, err)
+	}
+	c.must(t, "_action", "stop", lb)
+	if _, err := get(); err == nil {
+		t.Fatal("a stopped load balancer still answers")
+	}
+	c.must(t, "start_listener", lb)
+	if body, err := get(); err != nil || body != "tls member" {
+		t.Fatalf("after start: %q %v", body, err)
+	}
+
+	// A restart: a new agent over the same directories serves at once.
+	_ = a.srv.Shutdown(context.Background())
+	_ = a.plane.p.Shutdown(context.Background())
+	if _, err := get(); err == nil {
+		t.Fatal("still served after shutdown")
+	}
+	b := restart(t, a)
+	if err := b.srv.Restore(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if body, err := get(); err != nil || body != "tls member" {
+		t.Fatalf("after a restart, before any call: %q %v", body, err)
 	}
 }
