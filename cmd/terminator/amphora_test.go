@@ -140,8 +140,34 @@ func TestAgentProcessWithOctavia(t *testing.T) {
 			t.Fatalf("heartbeat: %s", hm.Text())
 		}
 		if conns += l.Stats["totconns"]; conns >= 3 {
-			return
+			break
 		}
 	}
-	t.Fatalf("the health manager never heard of the listener's 3 connections (saw %d)", conns)
+	if conns < 3 {
+		t.Fatalf("the health manager never heard of the listener's 3 connections (saw %d)", conns)
+	}
+
+	// PUT /1.0/config with a new health manager and key: heartbeats go
+	// there at once, without a restart.
+	_, hm2 := peer(t, nil, "heartbeat-recv", "new-key", "1")
+	if !hm2.Scan() || !strings.HasPrefix(hm2.Text(), "PORT ") {
+		t.Fatalf("second receiver: %q", hm2.Text())
+	}
+	hm2Addr := "127.0.0.1:" + strings.TrimPrefix(hm2.Text(), "PORT ")
+	newConf := strings.Replace(strings.Replace(string(conf), hmAddr, hm2Addr, 1), "heartbeat_key = hb-key", "heartbeat_key = new-key", 1)
+	req, _ := json.Marshal(map[string]any{"call": "update_agent_config", "args": []string{newConf}})
+	_, ctl2 := peer(t, strings.NewReader(`{"call": "get_api_version"}`+"\n"+string(req)+"\n"),
+		"client", agentAddr, amp, filepath.Join(dir, "client.pem"), filepath.Join(dir, "server_ca.pem"))
+	for i := 0; i < 2; i++ {
+		if !ctl2.Scan() || !strings.HasPrefix(ctl2.Text(), `{"ok": true`) {
+			t.Fatalf("update_agent_config call %d: %s", i, ctl2.Text())
+		}
+	}
+	if !hm2.Scan() || !strings.Contains(hm2.Text(), `"id": "`+amp+`"`) {
+		t.Fatalf("the new health manager got %q", hm2.Text())
+	}
+	if saved, _ := os.ReadFile(confPath); !strings.Contains(string(saved), "new-key") {
+		t.Fatal("the new agent configuration was not written")
+	}
 }
+
