@@ -170,4 +170,3 @@ func TestAgentProcessWithOctavia(t *testing.T) {
 		t.Fatal("the new agent configuration was not written")
 	}
 }
-
