@@ -375,8 +375,9 @@ func TestTLSLoadBalancerThroughTheAgent(t *testing.T) {
 
 	vip := "127.0.0.24"
 	cfg := render(t, map[string]any{"vip": vip, "base_cert_dir": certDir,
-		"members":   []string{strings.TrimPrefix(backend.URL, "http://"), strings.TrimPrefix(other.URL, "http://")},
-		"listeners": []map[string]any{{"id": "tls", "proto": "TERMINATED_HTTPS", "tls": true, "monitor": false}}})
+		"members": []string{strings.TrimPrefix(backend.URL, "http://"), strings.TrimPrefix(other.URL, "http://")},
+		"listeners": []map[string]any{{"id": "tls", "proto": "TERMINATED_HTTPS", "tls": true, "monitor": false},
+			{"id": "tcp", "proto": "TCP", "monitor": false}}})
 	c.must(t, "upload_config", lb, cfg)
 	c.must(t, "reload_listener", lb)
 	get := func() (string, error) {
@@ -393,6 +394,17 @@ func TestTLSLoadBalancerThroughTheAgent(t *testing.T) {
 	if body, err := get(); err != nil || body != "tls member" {
 		t.Fatalf("HTTPS through the agent: %q %v", body, err)
 	}
+	// Both listeners under load while the controller reloads, re-uploads
+	// the same configuration and the certificate: nothing fails.
+	tlsLoad := tu.StartLoad(tu.Pool(tenant), "https://"+vip+":443/", "shop.example", 3, 4)
+	tcpLoad := startTCPLoad(t, vip+":80")
+	for range 8 {
+		c.must(t, "upload_cert_pem", lb, sha+".pem", bundle)
+		c.must(t, "upload_config", lb, cfg)
+		c.must(t, "reload_listener", lb)
+	}
+	tlsLoad.Finish(t)
+	tcpLoad(t)
 	c.must(t, "_action", "stop", lb)
 	if _, err := get(); err == nil {
 		t.Fatal("a stopped load balancer still answers")
@@ -414,5 +426,47 @@ func TestTLSLoadBalancerThroughTheAgent(t *testing.T) {
 	}
 	if body, err := get(); err != nil || body != "tls member" {
 		t.Fatalf("after a restart, before any call: %q %v", body, err)
+	}
+}
+
+// startTCPLoad sends HTTP requests, each on a new connection, through a
+// TCP listener until the returned function is called; it fails the test if
+// any failed.
+func startTCPLoad(t *testing.T, addr string) func(*testing.T) {
+	stop := make(chan struct{})
+	done := make(chan [2]int)
+	go func() {
+		ok, failed := 0, 0
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		for {
+			select {
+			case <-stop:
+				done <- [2]int{ok, failed}
+				return
+			default:
+			}
+			resp, err := hc.Get("http://" + addr + "/")
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if string(b) != "tls member" {
+					err = fmt.Errorf("body %q", b)
+				}
+			}
+			if err != nil {
+				failed++
+				continue
+			}
+			ok++
+		}
+	}()
+	return func(t *testing.T) {
+		t.Helper()
+		close(stop)
+		r := <-done
+		t.Logf("TCP listener: %d connections succeeded, %d failed", r[0], r[1])
+		if r[1] != 0 || r[0] == 0 {
+			t.Fatalf("TCP listener under reloads: %d ok, %d failed", r[0], r[1])
+		}
 	}
 }
