@@ -11,6 +11,9 @@ const (
 	// are layer-4 listeners: bytes are relayed, nothing is parsed.
 	ProtocolTCP   = "TCP"
 	ProtocolHTTPS = "HTTPS"
+	// ProtocolPrometheus serves terminator's metrics (GET /metrics), with
+	// haproxy's exporter names beside them.
+	ProtocolPrometheus = "PROMETHEUS"
 
 	ClientAuthNone      = "NONE"
 	ClientAuthOptional  = "OPTIONAL"

@@ -97,13 +97,16 @@ func (c *Config) validateListener(v *collector, i int, l *Listener) {
 	checkLen(v, p("name"), l.Name)
 	checkLen(v, p("description"), l.Description)
 	switch l.Protocol {
-	case ProtocolHTTP, ProtocolTerminatedHTTPS, ProtocolTCP, ProtocolHTTPS:
+	case ProtocolHTTP, ProtocolTerminatedHTTPS, ProtocolTCP, ProtocolHTTPS, ProtocolPrometheus:
 	case "":
-		v.errorf(p("protocol"), "is required (HTTP, TERMINATED_HTTPS, TCP or HTTPS)")
-	case "UDP", "SCTP", "PROMETHEUS":
-		v.errorf(p("protocol"), "%s listeners are not supported yet; terminator serves HTTP, TERMINATED_HTTPS, TCP and HTTPS (pass-through)", l.Protocol)
+		v.errorf(p("protocol"), "is required (HTTP, TERMINATED_HTTPS, TCP, HTTPS or PROMETHEUS)")
+	case "UDP", "SCTP":
+		v.errorf(p("protocol"), "%s listeners are not supported yet; terminator serves HTTP, TERMINATED_HTTPS, TCP, HTTPS (pass-through) and PROMETHEUS", l.Protocol)
 	default:
-		v.errorf(p("protocol"), "unknown protocol %q (want HTTP, TERMINATED_HTTPS, TCP or HTTPS)", l.Protocol)
+		v.errorf(p("protocol"), "unknown protocol %q (want HTTP, TERMINATED_HTTPS, TCP, HTTPS or PROMETHEUS)", l.Protocol)
+	}
+	if l.Protocol == ProtocolPrometheus && (l.PoolRef() != "" || len(l.L7Policies) > 0) {
+		v.errorf(p("default_pool"), "a PROMETHEUS listener serves terminator's metrics and takes no pool or L7 policy")
 	}
 	if l.Layer4() {
 		layer7 := []struct {

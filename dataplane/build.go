@@ -52,7 +52,7 @@ func Build(ctx context.Context, cfg *config.Config, mgr certs.Manager, mx *metri
 
 // build is Build with member states that survive reloads (nil: fresh).
 func build(ctx context.Context, cfg *config.Config, mgr certs.Manager, states *proxy.States, mx *metrics.Metrics, now time.Time) (*Snapshot, error) {
-	b := &builder{mgr: mgr, bundles: map[string]fetched{}, secrets: map[string]fetched{}}
+	b := &builder{mgr: mgr, mx: mx, bundles: map[string]fetched{}, secrets: map[string]fetched{}}
 	b.fetchAll(ctx, cfg)
 	snap := &Snapshot{Config: cfg}
 	pools := map[string]*proxy.Pool{}
@@ -91,6 +91,7 @@ type fetched struct {
 
 type builder struct {
 	mgr     certs.Manager
+	mx      *metrics.Metrics
 	bundles map[string]fetched // by ref; each ref is fetched once
 	secrets map[string]fetched
 	errs    config.Problems
@@ -168,6 +169,9 @@ func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools 
 		ConnectionLimit: l.EffectiveConnectionLimit(),
 		AccessLog:       *cfg.Log.AccessLog,
 		Layer4:          l.Layer4(),
+	}
+	if l.Protocol == config.ProtocolPrometheus && b.mx != nil {
+		route.Exporter = b.mx.HAProxyExporter()
 	}
 	for _, c := range l.AllowedCIDRs {
 		route.Allowed = append(route.Allowed, netip.MustParsePrefix(c).Masked()) // validated

@@ -421,6 +421,15 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ci := connInfoFrom(r.Context())
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w, rc: http.NewResponseController(w), dl: deadline{timeout: st.ClientTimeout}}
+	if st.Exporter != nil {
+		if r.Method != http.MethodGet || r.URL.Path != "/metrics" {
+			writeError(rec, http.StatusNotFound, "this listener serves GET /metrics")
+		} else {
+			st.Exporter.ServeHTTP(rec, r)
+		}
+		l.finish(st, r, rec, nil, ci, nil, start)
+		return
+	}
 	if r.ProtoMajor == 2 {
 		// net/http's HTTP/2 server passes pseudo-headers through as sent;
 		// they become the member's request line and Host, so they get the

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/http"
 	"net/netip"
 	"time"
 )
@@ -47,6 +48,9 @@ type Route struct {
 	// Layer4 relays each connection's bytes to a member of Pool without
 	// parsing them (TCP and HTTPS pass-through listeners).
 	Layer4 bool
+	// Exporter, if set, answers every request (PROMETHEUS listeners: the
+	// metrics on GET /metrics).
+	Exporter http.Handler
 }
 
 // serverParams are the Route fields baked into an http.Server; a change

@@ -11,7 +11,8 @@
 #   scripts/octavia-peer render SPEC-JSON
 #       prints the haproxy.cfg Octavia's JinjaTemplater renders (haproxy 2.6
 #       feature level) for listeners built by Octavia's own sample builders:
-#       SPEC is {"listeners": [{keyword arguments of sample_listener_tuple}]},
+#       SPEC is {"listeners": [{keyword arguments of sample_listener_tuple,
+#       and "port"}]},
 #       optionally with "vip": IP and "members": ["IP:PORT", …], which
 #       replace the samples' VIP and member addresses (so that traffic can
 #       stay on loopback), and "base_path" and "base_cert_dir" (the
@@ -99,7 +100,11 @@ def render(spec):
             ip, port = addrs[(int(id.rsplit("_", 1)[1]) - 1) % len(addrs)]
             return orig_member(id, ip, **kw)._replace(protocol_port=int(port))
         s.sample_member_tuple = member
-    listeners = [s.sample_listener_tuple(**kw) for kw in spec["listeners"]]
+    listeners = []
+    for kw in spec["listeners"]:
+        port = kw.pop("port", None)  # the samples fix it by protocol
+        lst = s.sample_listener_tuple(**kw)
+        listeners.append(lst._replace(protocol_port=port) if port else lst)
     tls = {"cont_id_1": s.sample_tls_container_tuple(id="tls_container_id", certificate="imaCert1",
                                                     private_key="imaPrivateKey1", primary_cn="FakeCN"),
            # The file names the controller gives the uploaded client CA and CRL.

@@ -202,7 +202,8 @@ func TestOctaviaControllerDrivesTheAgent(t *testing.T) {
 
 	vip := "127.0.0.23"
 	cfg := render(t, map[string]any{"vip": vip, "members": members,
-		"listeners": []map[string]any{{"id": "web", "proto": "HTTP", "monitor": false}}})
+		"listeners": []map[string]any{{"id": "web", "proto": "HTTP", "monitor": false},
+			{"id": "prom", "proto": "PROMETHEUS", "port": 9100, "monitor": false, "alloc_default_pool": false}}})
 	const lb = "sample_loadbalancer_id_1"
 	if _, err := c.call(t, "upload_config", lb, cfg); err != nil {
 		t.Fatalf("upload_config: %v", err)
@@ -221,8 +222,21 @@ func TestOctaviaControllerDrivesTheAgent(t *testing.T) {
 		t.Fatalf("through the translated listener: %q %v", body, err)
 	}
 	ls := c.must(t, "get_all_listeners").([]any)
-	if len(ls) != 1 || ls[0].(map[string]any)["uuid"] != "web" || ls[0].(map[string]any)["type"] != "HTTP" {
+	if len(ls) != 2 || ls[0].(map[string]any)["uuid"] != "web" || ls[0].(map[string]any)["type"] != "HTTP" {
 		t.Fatalf("listeners: %v", ls)
+	}
+	// The PROMETHEUS listener: terminator's metrics and haproxy's names.
+	resp, err := http.Get("http://" + vip + ":9100/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exposition, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`haproxy_frontend_http_requests_total{proxy="web"} 1`, `haproxy_frontend_http_responses_total{code="2xx",proxy="web"} 1`,
+		`haproxy_frontend_sessions_total{proxy="web"} 1`, `terminator_requests_total{class="2xx",listener="web"} 1`} {
+		if !strings.Contains(string(exposition), want) {
+			t.Errorf("the PROMETHEUS listener's answer lacks %q", want)
+		}
 	}
 
 	// Certificates: upload, md5 as the controller compares it, delete.

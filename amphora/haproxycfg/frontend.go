@@ -13,6 +13,7 @@ var clientAuth = map[string]string{"none": "NONE", "optional": "OPTIONAL", "requ
 func (t *translator) frontend(s section) {
 	l := config.Listener{ID: s.name}
 	mode := ""
+	prometheus := false
 	acls := map[string]config.L7Rule{}
 	binds := 0
 	for _, ln := range s.lines {
@@ -46,6 +47,8 @@ func (t *translator) frontend(s section) {
 				p.Position = len(l.L7Policies) + 1
 				l.L7Policies = append(l.L7Policies, p)
 			}
+		case w[0] == "default_backend" && len(w) == 2 && w[1] == prometheusBackend:
+			prometheus = true
 		case w[0] == "default_backend" && len(w) == 2:
 			l.DefaultPool = w[1]
 			if t.pools[w[1]] == nil {
@@ -65,6 +68,8 @@ func (t *translator) frontend(s section) {
 	switch {
 	case binds == 0:
 		t.errorf(s.n, "frontend '%s' has no bind line", s.name)
+	case prometheus:
+		l.Protocol = config.ProtocolPrometheus
 	case l.DefaultTLSContainerRef != "":
 		l.Protocol = config.ProtocolTerminatedHTTPS
 		if mode != "http" {

@@ -17,6 +17,10 @@ func Translate(data []byte, readFile func(path string) ([]byte, error)) (*config
 	t := &translator{readFile: readFile, pools: map[string]*config.Pool{}, headers: map[string]map[string]string{}, backendTimeouts: map[string][2]*int{}}
 	t.problems = ps
 	for _, s := range sections {
+		if s.name == prometheusFrontend || s.name == prometheusBackend {
+			t.internal(s) // haproxy's own exporter; terminator's PROMETHEUS listeners serve their metrics
+			continue
+		}
 		switch s.kind {
 		case "global":
 			t.global(s)
@@ -29,7 +33,7 @@ func Translate(data []byte, readFile func(path string) ([]byte, error)) (*config
 		}
 	}
 	for _, s := range sections {
-		if s.kind == "frontend" {
+		if s.kind == "frontend" && s.name != prometheusFrontend {
 			t.frontend(s)
 		}
 	}
@@ -41,6 +45,30 @@ func Translate(data []byte, readFile func(path string) ([]byte, error)) (*config
 		cfg.Pools = append(cfg.Pools, *t.pools[name])
 	}
 	return cfg, nil
+}
+
+// The internal sections Octavia renders for PROMETHEUS listeners, whose
+// frontends use the second as their default backend.
+const (
+	prometheusFrontend = "prometheus-exporter-internal-endpoint"
+	prometheusBackend  = "prometheus-exporter-internal"
+)
+
+// internalLines are the lines of those sections, exactly as rendered.
+var internalLines = map[string]bool{
+	"bind 127.0.0.1:9101": true, "mode http": true, "no log": true,
+	"http-request use-service prometheus-exporter if { path /metrics }": true, "http-request reject": true,
+	"timeout http-request 5s": true, "timeout client 5s": true, "balance first": true, "timeout connect 5s": true,
+	"timeout server 5s": true, "server prometheus-internal 127.0.0.1:9102": true,
+}
+
+// internal checks an exporter section holds only what Octavia renders.
+func (t *translator) internal(s section) {
+	for _, l := range s.lines {
+		if !internalLines[strings.Join(l.words, " ")] {
+			t.unknown(s, l)
+		}
+	}
 }
 
 type translator struct {
