@@ -124,6 +124,9 @@ type Listener struct {
 	AdminStateUp *bool  `yaml:"admin_state_up,omitempty" json:"admin_state_up,omitempty"`
 	Protocol     string `yaml:"protocol" json:"protocol"`
 	Bind         string `yaml:"bind" json:"bind"`
+	// AdditionalBinds are further addresses served the same way (Octavia's
+	// additional VIPs).
+	AdditionalBinds []string `yaml:"additional_binds,omitempty" json:"additional_binds,omitempty"`
 
 	DefaultTLSContainerRef  string   `yaml:"default_tls_container_ref,omitempty" json:"default_tls_container_ref,omitempty"`
 	SNIContainerRefs        []string `yaml:"sni_container_refs,omitempty" json:"sni_container_refs,omitempty"`

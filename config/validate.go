@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
@@ -78,10 +79,19 @@ func (c *Config) Validate() (warnings Problems, err error) {
 			}
 			keys[k] = i
 		}
-		if j, dup := binds[l.Bind]; dup && l.Bind != "" {
-			v.errorf(at("listeners", i, "bind"), "address %s is already bound by listeners[%d]", l.Bind, j)
+		for k, b := range append([]string{l.Bind}, l.AdditionalBinds...) {
+			field := "bind"
+			if k > 0 {
+				field = fmt.Sprintf("additional_binds[%d]", k-1)
+			}
+			if j, dup := binds[b]; dup && b != "" {
+				v.errorf(at("listeners", i, field), "address %s is already bound by listeners[%d]", b, j)
+			}
+			if k > 0 {
+				checkBind(&v, at("listeners", i, field), b)
+			}
+			binds[b] = i
 		}
-		binds[l.Bind] = i
 	}
 	if len(v.errs) > 0 {
 		return v.warns, v.errs

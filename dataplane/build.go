@@ -69,6 +69,11 @@ func build(ctx context.Context, cfg *config.Config, mgr certs.Manager, states *p
 			continue // recorded in b.errs
 		}
 		snap.Listeners = append(snap.Listeners, ls)
+		for _, bind := range l.AdditionalBinds { // the same route on more addresses
+			more := ls
+			more.Bind = bind
+			snap.Listeners = append(snap.Listeners, more)
+		}
 	}
 	snap.Warnings = b.warns
 	for ref := range b.bundles {

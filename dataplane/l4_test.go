@@ -13,6 +13,7 @@ import (
 
 	"github.com/pires/go-proxyproto"
 
+	"github.com/terminator-proxy/terminator/config"
 	tu "github.com/terminator-proxy/terminator/internal/testutil"
 	"github.com/terminator-proxy/terminator/pki"
 )
@@ -170,4 +171,50 @@ func TestHTTPSPassThrough(t *testing.T) {
 	ask("before")
 	h.mustApply(strings.Replace(l4Config("HTTPS", "HTTPS", member), "protocol_port", "weight: 2, protocol_port", 1))
 	ask("after a reload")
+}
+
+// TestAdditionalBinds: a listener with additional binds (Octavia's
+// additional VIPs) serves the same route on every address, and a reload
+// that drops one closes that address only.
+func TestAdditionalBinds(t *testing.T) {
+	h := newHarness(t)
+	member := tcpMember(t, func(c net.Conn) { io.WriteString(c, "same route") })
+	host, port, _ := net.SplitHostPort(member)
+	free := func() string {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	a, b := free(), free()
+	cfg := func(binds string) string {
+		return fmt.Sprintf("listeners:\n  - {name: l4, protocol: TCP, bind: %s, additional_binds: [%s], default_pool: p}\npools:\n  - {name: p, members: [{address: %s, protocol_port: %s}]}\n", a, binds, host, port)
+	}
+	h.mustApply(cfg(b))
+	for _, addr := range []string{a, b} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("%s: %v", addr, err)
+		}
+		got, _ := io.ReadAll(c)
+		c.Close()
+		if string(got) != "same route" {
+			t.Fatalf("%s: %q", addr, got)
+		}
+	}
+	h.mustApply(cfg(""))
+	deadline := time.Now().Add(3 * time.Second) // the removed socket closes as it drains
+	for {
+		c, err := net.Dial("tcp", b)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the dropped additional bind still accepts")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, _, err := config.Parse([]byte(cfg(a))); err == nil || !strings.Contains(err.Error(), "additional_binds[0]: address "+a+" is already bound") {
+		t.Fatalf("an additional bind equal to the bind: %v", err)
+	}
 }

@@ -1,7 +1,6 @@
 package haproxycfg
 
 import (
-	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -178,7 +177,7 @@ func (t *translator) server(ln line, p *config.Pool, hm **config.HealthMonitor) 
 		t.errorf(ln.n, "server: expected 'server ID ADDRESS:PORT weight W …'")
 		return
 	}
-	host, port, err := net.SplitHostPort(w[2])
+	host, port, err := hostPort(w[2])
 	pn, perr := strconv.Atoi(port)
 	weight, werr := strconv.Atoi(w[4])
 	if err != nil || perr != nil || werr != nil {

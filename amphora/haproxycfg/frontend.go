@@ -1,6 +1,7 @@
 package haproxycfg
 
 import (
+	"net"
 	"strconv"
 	"strings"
 
@@ -31,8 +32,12 @@ func (t *translator) frontend(s section) {
 			t.hsts(ln, &l, w[3])
 		case w[0] == "bind":
 			binds++
-			if binds > 1 {
-				t.errorf(ln.n, "a second bind (additional VIPs) is not served yet; one VIP per listener")
+			if binds > 1 { // an additional VIP: Octavia renders the same options for it
+				extra := config.Listener{}
+				t.bind(ln, &extra)
+				if extra.Bind != "" {
+					l.AdditionalBinds = append(l.AdditionalBinds, extra.Bind)
+				}
 				continue
 			}
 			t.bind(ln, &l)
@@ -93,7 +98,12 @@ func (t *translator) bind(ln line, l *config.Listener) {
 		t.errorf(ln.n, "bind needs an address")
 		return
 	}
-	l.Bind = w[1]
+	host, port, err := hostPort(w[1])
+	if err != nil {
+		t.errorf(ln.n, "bind: %v", err)
+		return
+	}
+	l.Bind = net.JoinHostPort(host, port)
 	no := map[string]bool{}
 	tls := false
 	for i := 2; i < len(w); i++ {

@@ -2,6 +2,7 @@ package haproxycfg
 
 import (
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 
@@ -168,4 +169,22 @@ func tlsVersions(no map[string]bool) []string {
 		}
 	}
 	return out
+}
+
+// hostPort reads haproxy's ADDRESS:PORT, where an IPv6 address may stand
+// without brackets (Octavia renders "2001:db8::2:80"); the port is after
+// the last colon. It returns the address in Go's form ("[2001:db8::2]:80").
+func hostPort(addr string) (host, port string, err error) {
+	if strings.HasPrefix(addr, "[") {
+		return net.SplitHostPort(addr)
+	}
+	i := strings.LastIndexByte(addr, ':')
+	if i <= 0 || i == len(addr)-1 {
+		return "", "", fmt.Errorf("address %q has no port", addr)
+	}
+	host, port = addr[:i], addr[i+1:]
+	if strings.Contains(host, ":") && net.ParseIP(host) == nil {
+		return "", "", fmt.Errorf("address %q is not IP:PORT", addr)
+	}
+	return host, port, nil
 }

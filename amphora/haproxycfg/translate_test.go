@@ -189,3 +189,16 @@ func TestTranslatesLayer4Listeners(t *testing.T) {
 		t.Fatalf("the translation does not validate: %v", err)
 	}
 }
+
+// TestTranslatesAdditionalVIPs: a listener on additional VIPs, IPv6 among
+// them as Octavia writes it without brackets, keeps every address.
+func TestTranslatesAdditionalVIPs(t *testing.T) {
+	c := translate(t, render(t, map[string]any{"id": "multi", "proto": "HTTP", "additional_vips": true}))
+	l := c.Listeners[0]
+	if l.Bind != "10.0.0.2:80" || strings.Join(l.AdditionalBinds, " ") != "10.0.1.2:80 [2001:db8::2]:80" {
+		t.Fatalf("binds %q %q", l.Bind, l.AdditionalBinds)
+	}
+	if _, err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
