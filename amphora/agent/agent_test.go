@@ -391,7 +391,7 @@ func TestTLSLoadBalancerThroughTheAgent(t *testing.T) {
 	cfg := render(t, map[string]any{"vip": vip, "base_cert_dir": certDir,
 		"members": []string{strings.TrimPrefix(backend.URL, "http://"), strings.TrimPrefix(other.URL, "http://")},
 		"listeners": []map[string]any{{"id": "tls", "proto": "TERMINATED_HTTPS", "tls": true, "monitor": false},
-			{"id": "tcp", "proto": "TCP", "monitor": false}}})
+			{"id": "tcp", "proto": "TCP", "monitor": false}, {"id": "http", "proto": "HTTP", "port": 8080, "monitor": false}}})
 	c.must(t, "upload_config", lb, cfg)
 	c.must(t, "reload_listener", lb)
 	get := func() (string, error) {
@@ -408,10 +408,11 @@ func TestTLSLoadBalancerThroughTheAgent(t *testing.T) {
 	if body, err := get(); err != nil || body != "tls member" {
 		t.Fatalf("HTTPS through the agent: %q %v", body, err)
 	}
-	// Both listeners under load while the controller reloads, re-uploads
+	// All three listeners under load while the controller reloads, re-uploads
 	// the same configuration and the certificate: nothing fails.
 	tlsLoad := tu.StartLoad(tu.Pool(tenant), "https://"+vip+":443/", "shop.example", 3, 4)
-	tcpLoad := startTCPLoad(t, vip+":80")
+	tcpLoad := startPlainLoad(t, vip+":80")
+	httpLoad := startPlainLoad(t, vip+":8080")
 	for range 8 {
 		c.must(t, "upload_cert_pem", lb, sha+".pem", bundle)
 		c.must(t, "upload_config", lb, cfg)
@@ -419,6 +420,7 @@ func TestTLSLoadBalancerThroughTheAgent(t *testing.T) {
 	}
 	tlsLoad.Finish(t)
 	tcpLoad(t)
+	httpLoad(t)
 	c.must(t, "_action", "stop", lb)
 	if _, err := get(); err == nil {
 		t.Fatal("a stopped load balancer still answers")
@@ -443,10 +445,10 @@ func TestTLSLoadBalancerThroughTheAgent(t *testing.T) {
 	}
 }
 
-// startTCPLoad sends HTTP requests, each on a new connection, through a
-// TCP listener until the returned function is called; it fails the test if
-// any failed.
-func startTCPLoad(t *testing.T, addr string) func(*testing.T) {
+// startPlainLoad sends HTTP requests, each on a new connection, through a
+// TCP or HTTP listener until the returned function is called; it fails the
+// test if any failed.
+func startPlainLoad(t *testing.T, addr string) func(*testing.T) {
 	stop := make(chan struct{})
 	done := make(chan [2]int)
 	go func() {
@@ -478,9 +480,9 @@ func startTCPLoad(t *testing.T, addr string) func(*testing.T) {
 		t.Helper()
 		close(stop)
 		r := <-done
-		t.Logf("TCP listener: %d connections succeeded, %d failed", r[0], r[1])
+		t.Logf("listener %s: %d connections succeeded, %d failed", addr, r[0], r[1])
 		if r[1] != 0 || r[0] == 0 {
-			t.Fatalf("TCP listener under reloads: %d ok, %d failed", r[0], r[1])
+			t.Fatalf("listener %s under reloads: %d ok, %d failed", addr, r[0], r[1])
 		}
 	}
 }
