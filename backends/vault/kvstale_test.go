@@ -2,6 +2,7 @@ package vault_test
 
 import (
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,16 +28,7 @@ func TestKVOutageReportsStale(t *testing.T) {
 		st.mu.Unlock()
 		return st.err(ref) == nil && n > 0
 	})
-	pid := devVault.cmd.Process.Pid
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	defer func() {
-		if !resumed {
-			syscall.Kill(pid, syscall.SIGCONT)
-		}
-	}()
+	resume := pauseVault(t)
 	waitFor(t, 20*time.Second, "the KV reference to be reported stale", func() bool { return st.err(ref) != nil })
 	if msg := st.err(ref).Error(); !strings.Contains(msg, "unreachable") || !strings.Contains(msg, ref) {
 		t.Fatalf("stale reason %q; want it to name the ref and say Vault is unreachable", msg)
@@ -44,7 +36,20 @@ func TestKVOutageReportsStale(t *testing.T) {
 	if c := served(t, addr, "kvstale.example", roots); !c.Equal(first) {
 		t.Fatal("the served certificate changed while Vault was down")
 	}
-	syscall.Kill(pid, syscall.SIGCONT)
-	resumed = true
+	resume()
 	waitFor(t, 20*time.Second, "the KV reference to be fresh again", func() bool { return st.err(ref) == nil })
+}
+
+// pauseVault stops the Vault process (SIGSTOP: unreachable, requests time
+// out) until the returned function, or the end of the test, resumes it.
+func pauseVault(t *testing.T) (resume func()) {
+	t.Helper()
+	pid := devVault.cmd.Process.Pid
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	resume = func() { once.Do(func() { _ = syscall.Kill(pid, syscall.SIGCONT) }) }
+	t.Cleanup(resume)
+	return resume
 }

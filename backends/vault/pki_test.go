@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -69,16 +68,7 @@ func TestVaultOutage(t *testing.T) {
 	roots := vaultRoots(t)
 	first := served(t, addr, "outage.example", roots)
 	l := tu.StartLoad(roots, "https://"+addr+"/", "outage.example", 3, 3)
-	pid := devVault.cmd.Process.Pid
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	defer func() {
-		if !resumed {
-			syscall.Kill(pid, syscall.SIGCONT)
-		}
-	}()
+	resume := pauseVault(t)
 	waitFor(t, 20*time.Second, "the reference to be reported stale", func() bool { return st.err(ref) != nil })
 	if !strings.Contains(st.err(ref).Error(), "unreachable") {
 		t.Fatalf("stale reason: %v", st.err(ref))
@@ -86,8 +76,7 @@ func TestVaultOutage(t *testing.T) {
 	if c := served(t, addr, "outage.example", roots); !c.Equal(first) {
 		t.Fatal("the certificate changed while Vault was down")
 	}
-	syscall.Kill(pid, syscall.SIGCONT)
-	resumed = true
+	resume()
 	waitFor(t, 20*time.Second, "a renewal after Vault came back", func() bool {
 		c, err := tlsLeaf(addr, "outage.example", roots)
 		return err == nil && !c.Equal(first) && st.err(ref) == nil
