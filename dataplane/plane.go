@@ -28,6 +28,10 @@ type Options struct {
 	Listen func(network, addr string) (net.Listener, error)
 	// Now is the clock for certificate validity; default time.Now.
 	Now func() time.Time
+	// OnReload, if set, is told the result of each configuration reload
+	// that Run performs (SIGHUP), after it took effect or was refused: for
+	// systemd's RELOADING=1 / READY=1.
+	OnReload func(err error)
 }
 
 // Plane owns the listeners and the snapshot they serve.

@@ -45,23 +45,27 @@ func (p *Plane) Run(ctx context.Context, load func() (*config.Config, error), re
 				p.opts.Metrics.Reloads.WithLabelValues("failure").Inc()
 				p.opts.Metrics.ReloadFailing.Set(1)
 				p.opts.Logger.Error("reload failed: configuration rejected; the previous snapshot keeps serving", "err", err)
-				continue
+			} else {
+				err = p.reapply(ctx, cfg, "configuration", watchers)
 			}
-			p.reapply(ctx, cfg, "configuration", watchers)
+			if p.opts.OnReload != nil {
+				p.opts.OnReload(err)
+			}
 		case <-changed:
 			if cur := p.Current(); cur != nil {
-				p.reapply(ctx, cur.Config, "certificate change", watchers)
+				_ = p.reapply(ctx, cur.Config, "certificate change", watchers) // logged there
 			}
 		}
 	}
 }
 
-func (p *Plane) reapply(ctx context.Context, cfg *config.Config, why string, watchers []certs.Watcher) {
+func (p *Plane) reapply(ctx context.Context, cfg *config.Config, why string, watchers []certs.Watcher) error {
 	if err := p.Apply(ctx, cfg); err != nil {
 		p.opts.Logger.Error("reload failed; the previous snapshot keeps serving", "trigger", why, "err", err)
-		return
+		return err
 	}
 	p.watch(watchers)
+	return nil
 }
 
 func (p *Plane) watch(watchers []certs.Watcher) {

@@ -73,7 +73,10 @@ func runAgent(path string, drain time.Duration) int {
 	go func() { hb.Run(bg); done <- struct{}{} }()
 	go func() { _ = srv.Serve(ln); done <- struct{}{} }()
 	log.Info("amphora agent listening", "addr", ln.Addr().String(), "amphora_id", conf.AmphoraID)
+	sd := notifier{log}
+	sd.ready("amphora agent " + conf.AmphoraID + " on " + ln.Addr().String() + "; " + servingStatus(plane))
 	<-ctx.Done()
+	sd.stopping()
 	sctx, c := context.WithTimeout(context.Background(), drain)
 	defer c()
 	_ = srv.Shutdown(sctx)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -85,7 +86,16 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	plane := dataplane.New(dataplane.Options{Certs: mgrs.registry, Logger: o.log, Metrics: mx, DrainTimeout: o.drain})
+	sd := notifier{o.log}
+	var plane *dataplane.Plane
+	plane = dataplane.New(dataplane.Options{Certs: mgrs.registry, Logger: o.log, Metrics: mx, DrainTimeout: o.drain,
+		OnReload: func(err error) {
+			if err != nil {
+				sd.ready("reload refused, the previous configuration keeps serving: " + firstLine(err.Error()))
+				return
+			}
+			sd.ready(servingStatus(plane))
+		}})
 
 	var draining atomic.Bool
 	ready := func() error {
@@ -143,6 +153,9 @@ func serve(ctx context.Context, o serveOptions) error {
 	if o.onReady != nil {
 		o.onReady(plane)
 	}
+	sd.ready(servingStatus(plane)) // every listener is bound, the first snapshot applied
+	wg.Add(1)
+	go func() { defer wg.Done(); sd.watchdog(bg, ready) }()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -157,6 +170,7 @@ func serve(ctx context.Context, o serveOptions) error {
 				return
 			case <-hup:
 				o.log.Info("SIGHUP: reloading configuration")
+				sd.reloading()
 				select {
 				case reload <- struct{}{}:
 				default:
@@ -171,6 +185,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}()
 
 	<-ctx.Done()
+	sd.stopping()
 	draining.Store(true)
 	o.log.Info("shutting down: draining requests in flight", "timeout", o.drain)
 	sctx, cancel := context.WithTimeout(context.Background(), o.drain)
@@ -192,4 +207,18 @@ func printProblemsTo(log *slog.Logger, err error) {
 		return
 	}
 	log.Error("configuration problem", "err", err)
+}
+
+// servingStatus is the STATUS= line systemd shows for the plane.
+func servingStatus(p *dataplane.Plane) string {
+	snap := p.Current()
+	if snap == nil {
+		return "no configuration applied"
+	}
+	return fmt.Sprintf("serving %d listener(s), configuration generation %d", len(snap.Listeners), snap.Generation)
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
