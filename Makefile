@@ -3,7 +3,16 @@ GO ?= go
 GOFLAGS ?=
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: run test deps build vet fmt-check bench bench-quick bench-go clean
+.PHONY: run test deps build deb vet fmt-check bench bench-quick bench-go clean
+
+# The version stamped into the binary and the package: the nearest tag, or
+# 0.0.0 with the commit's date and hash (a Debian version starts with a digit).
+COMMIT  := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+DATE    := $(shell git log -1 --format=%cI 2>/dev/null || date -u +%FT%TZ)
+VERSION ?= $(shell v=$$(git describe --tags --abbrev=0 2>/dev/null | sed 's/^v//'); \
+             echo "$${v:-0.0.0}~git$$(git log -1 --format=%cd --date=format:%Y%m%d%H%M%S 2>/dev/null).$(COMMIT)")
+ARCH    := $(shell $(GO) env GOARCH)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 
 ## run: the built-in demo — throwaway certificates, a demo backend, and a
 ## TERMINATED_HTTPS listener on 127.0.0.1:8443 (prints the curl line to try).
@@ -24,8 +33,13 @@ deps:
 	scripts/barbican-dev install
 	scripts/octavia-peer install
 
+## build: the static binary, version, commit and date stamped in.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/terminator ./cmd/terminator
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/terminator ./cmd/terminator
+
+## deb: bin/terminator_<version>_<arch>.deb (packaging/README.md).
+deb: build
+	VERSION="$(VERSION)" ARCH="$(ARCH)" $(GO) tool nfpm pkg --packager deb --config packaging/nfpm.yaml --target bin/
 
 vet:
 	$(GO) vet ./...

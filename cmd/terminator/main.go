@@ -6,12 +6,23 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 
 	"github.com/spf13/cobra"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version, commit and date are stamped at build time (make build:
+// -ldflags "-X main.version=… -X main.commit=… -X main.date=…").
+var (
+	version = "dev"
+	commit  = "unknown"
+	date    = "unknown"
+)
+
+// versionLine is what "terminator version" prints.
+func versionLine() string {
+	return fmt.Sprintf("terminator %s (commit %s, built %s, %s)", version, commit, date, runtime.Version())
+}
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -67,11 +78,11 @@ Every command and subcommand takes --help. See README.md for the configuration.`
 			return exitCode(2)
 		},
 	}
-	root.SetVersionTemplate("terminator {{.Version}}\n")
+	root.SetVersionTemplate(versionLine() + "\n")
 	root.AddCommand(newServeCmd(), newCheckCmd(), newCertCmd(), newDemoCmd(), newCACmd(), newCtlCmd(), newAgentCmd(),
 		&cobra.Command{
 			Use: "version", Short: "Print the version", Args: cobra.NoArgs,
-			Run: func(*cobra.Command, []string) { fmt.Println("terminator", version) },
+			Run: func(*cobra.Command, []string) { fmt.Println(versionLine()) },
 		})
 	return root
 }
