@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/terminator-proxy/terminator/config"
 	tu "github.com/terminator-proxy/terminator/internal/testutil"
@@ -216,5 +217,47 @@ func TestAdditionalBinds(t *testing.T) {
 	}
 	if _, _, err := config.Parse([]byte(cfg(a))); err == nil || !strings.Contains(err.Error(), "additional_binds[0]: address "+a+" is already bound") {
 		t.Fatalf("an additional bind equal to the bind: %v", err)
+	}
+}
+
+// TestTCPListenerCutsSilentPeers: a client that neither sends nor reads
+// while the member floods it is cut off after timeout_client_data, so a
+// stalled reader cannot hold a connection and its goroutines for ever.
+func TestTCPListenerCutsSilentPeers(t *testing.T) {
+	h := newHarness(t)
+	stop := make(chan struct{})
+	defer close(stop)
+	member := tcpMember(t, func(c net.Conn) {
+		chunk := make([]byte, 64<<10)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	h.mustApply(strings.Replace(l4Config("TCP", "TCP", member), "default_pool: p}", "default_pool: p, timeout_client_data: 300, timeout_member_data: 300}", 1))
+	c, err := net.Dial("tcp", h.addr("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.(*net.TCPConn).SetReadBuffer(4096)
+	active := func() float64 { return promtest.ToFloat64(h.mx.ConnectionsActive.WithLabelValues("l4")) }
+	deadline := time.Now().Add(2 * time.Second)
+	for active() != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for active() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a client that stopped reading still holds its relay")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

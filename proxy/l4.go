@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/pires/go-proxyproto"
@@ -109,13 +110,42 @@ func closeWrite(c net.Conn) {
 	}
 }
 
-// withIdleTimeout re-arms c's deadline on every read and write, so that
-// only silence of timeout ends the relay (0: no timeout).
+// withIdleTimeout re-arms c's read and write deadlines on every read and
+// write, so that only silence of timeout ends the relay (0: no timeout):
+// a peer that stops reading is cut off too, not only one that stops
+// sending.
 func withIdleTimeout(c net.Conn, timeout time.Duration) net.Conn {
 	if timeout <= 0 {
 		return c
 	}
-	tc := &idleTimeoutConn{Conn: c, idle: timeout}
-	tc.extend()
-	return tc
+	dc := &deadlineConn{Conn: c, idle: timeout}
+	dc.extend()
+	return dc
+}
+
+// deadlineConn is withIdleTimeout's connection. Its deadline is re-armed
+// at most every idle/8, as idleTimeoutConn's.
+type deadlineConn struct {
+	net.Conn
+	idle time.Duration
+	last atomic.Int64 // unix nanos of the last re-arm
+}
+
+func (c *deadlineConn) extend() {
+	now := time.Now()
+	if now.UnixNano()-c.last.Load() < int64(c.idle/8) {
+		return
+	}
+	c.last.Store(now.UnixNano())
+	_ = c.Conn.SetDeadline(now.Add(c.idle))
+}
+
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	c.extend()
+	return c.Conn.Read(p)
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	c.extend()
+	return c.Conn.Write(p)
 }
