@@ -26,12 +26,15 @@ test: fmt-check vet deps
 
 ## deps: what the tests run against, before any test's timeout starts:
 ## Vault 1.13 built from the module proxy (cached; one build at a time),
-## Debian's Barbican and Keystone packages, and Debian's python3-octavia,
-## whose own code drives the amphora tests (needs root, as CI has).
+## Debian's Barbican and Keystone packages, Debian's python3-octavia, whose
+## own code drives the amphora tests, and lintian (needs root, as CI has).
 deps:
 	scripts/vault-dev build >/dev/null
 	scripts/barbican-dev install
 	scripts/octavia-peer install
+	@dpkg -s lintian >/dev/null 2>&1 || { echo "deps: installing lintian (checks the Debian package)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian; }; }
 
 ## build: the static binary, version, commit and date stamped in.
 build:
@@ -39,6 +42,10 @@ build:
 
 ## deb: bin/terminator_<version>_<arch>.deb (packaging/README.md).
 deb: build
+	{ printf 'terminator (%s) unstable; urgency=medium\n\n' "$(VERSION)"; \
+	  git log -50 --format='  * %s' | cut -c1-78; \
+	  printf '\n -- terminator developers <terminator-proxy@users.noreply.github.com>  %s\n' "$$(git log -1 --format=%cD)"; \
+	} | gzip -9n > bin/changelog.gz
 	VERSION="$(VERSION)" ARCH="$(ARCH)" $(GO) tool nfpm pkg --packager deb --config packaging/nfpm.yaml --target bin/
 
 vet:
