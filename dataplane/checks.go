@@ -69,6 +69,7 @@ func (p *Plane) restartChecksLocked(cfg *config.Config) {
 				p.opts.Logger.Error("health monitor not started", "pool", pl.Key(), "err", err)
 				continue
 			}
+			probe.Dial = p.opts.Dial
 			target := addr
 			if m.MonitorAddress != "" || m.MonitorPort != 0 {
 				host, port := m.Address, m.ProtocolPort

@@ -26,6 +26,10 @@ type Options struct {
 	DrainTimeout time.Duration
 	// Listen binds sockets; default net.Listen.
 	Listen func(network, addr string) (net.Listener, error)
+	// Dial opens member and health-check connections with d's settings;
+	// default d.DialContext. Listen and Dial together put the data plane
+	// in another network namespace (the amphora's).
+	Dial proxy.DialFunc
 	// Now is the clock for certificate validity; default time.Now.
 	Now func() time.Time
 	// OnReload, if set, is told the result of each configuration reload
@@ -69,7 +73,7 @@ func New(o Options) *Plane {
 	}
 	return &Plane{
 		opts:      o,
-		forwarder: proxy.NewForwarder(proxy.ForwarderOptions{Logger: o.Logger}),
+		forwarder: proxy.NewForwarder(proxy.ForwarderOptions{Logger: o.Logger, Dial: o.Dial}),
 		states:    proxy.NewStates(),
 		listeners: map[string]*proxy.Listener{},
 	}

@@ -23,7 +23,10 @@ type Probe struct {
 	Version string // "1.0" or "1.1"
 	Host    string // Host header (domain_name), HTTP/1.1 only
 	Timeout time.Duration
-	codes   func(int) bool
+	// Dial, if set, opens the probe's connection with d's settings (the
+	// amphora agent dials from its network namespace).
+	Dial  func(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error)
+	codes func(int) bool
 }
 
 // NewProbe builds a probe; expected is Octavia's expected_codes ("200",
@@ -71,7 +74,13 @@ func (p *Probe) Check(ctx context.Context, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	dial := p.Dial
+	if dial == nil {
+		dial = func(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		}
+	}
+	conn, err := dial(ctx, &d, "tcp", addr)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 type Forwarder struct {
 	upstreams *transports
 	log       *slog.Logger
+	dial      DialFunc
 }
 
 // ForwarderOptions configure NewForwarder. The zero value is usable.
@@ -22,6 +24,17 @@ type ForwarderOptions struct {
 	// MaxIdlePerMember caps idle keep-alive connections kept per member
 	// (default 1024; Go's default of 2 churns connections under load).
 	MaxIdlePerMember int
+	// Dial opens every member connection (HTTP pools and layer-4
+	// listeners) with d's settings; nil is d.DialContext. The amphora
+	// agent dials from its network namespace with it.
+	Dial DialFunc
+}
+
+// DialFunc dials network/addr with d's timeouts and keep-alives.
+type DialFunc func(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error)
+
+func plainDial(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
+	return d.DialContext(ctx, network, addr)
 }
 
 // NewForwarder returns a Forwarder.
@@ -29,10 +42,14 @@ func NewForwarder(o ForwarderOptions) *Forwarder {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Dial == nil {
+		o.Dial = plainDial
+	}
 	if o.MaxIdlePerMember <= 0 {
 		o.MaxIdlePerMember = 1024
 	}
-	return &Forwarder{log: o.Logger, upstreams: &transports{
+	return &Forwarder{log: o.Logger, dial: o.Dial, upstreams: &transports{
+		dial:     o.Dial,
 		byKey:    map[upstreamKey]*upstream{},
 		maxIdle:  o.MaxIdlePerMember,
 		dialOpts: net.Dialer{KeepAlive: 30 * time.Second},

@@ -79,7 +79,11 @@ func (l *Listener) serveTCP(c net.Conn, st *routeState) {
 // header the pool asks for.
 func (l *Listener) dialL4(ctx context.Context, st *routeState, pool *Pool, m *Member, ci *connInfo) (net.Conn, error) {
 	d := net.Dialer{Timeout: st.ConnectTimeout}
-	conn, err := d.DialContext(ctx, "tcp", m.Addr)
+	dial := plainDial
+	if l.opts.Forwarder != nil {
+		dial = l.opts.Forwarder.dial
+	}
+	conn, err := dial(ctx, &d, "tcp", m.Addr)
 	if err != nil {
 		return nil, err
 	}

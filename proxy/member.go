@@ -27,6 +27,7 @@ const memberIdleTimeout = 90 * time.Second
 type upstream struct {
 	key     upstreamKey
 	dialer  net.Dialer
+	dialFn  DialFunc
 	tls     *tls.Config // nil: plain HTTP to members
 	maxIdle int         // idle connections kept per member; 0: none
 
@@ -185,7 +186,7 @@ func (u *upstream) closeIdle() {
 // dial connects to a member: TCP within the connect timeout, then the PROXY
 // header and the TLS handshake when the pool asks for them.
 func (u *upstream) dial(ctx context.Context, x *exchange, addr string) (*memberConn, error) {
-	raw, err := u.dialer.DialContext(ctx, "tcp", addr)
+	raw, err := u.dialFn(ctx, &u.dialer, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}

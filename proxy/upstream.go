@@ -28,6 +28,7 @@ type transports struct {
 	byKey    map[upstreamKey]*upstream
 	maxIdle  int
 	dialOpts net.Dialer
+	dial     DialFunc
 }
 
 func (t *transports) get(k upstreamKey, tlsCfg *tls.Config) *upstream {
@@ -38,7 +39,7 @@ func (t *transports) get(k upstreamKey, tlsCfg *tls.Config) *upstream {
 	}
 	dialer := t.dialOpts
 	dialer.Timeout = k.connect
-	u := &upstream{key: k, dialer: dialer, tls: tlsCfg, maxIdle: t.maxIdle}
+	u := &upstream{key: k, dialer: dialer, dialFn: t.dial, tls: tlsCfg, maxIdle: t.maxIdle}
 	if k.proxyVersion != 0 {
 		u.maxIdle = 0 // each connection carries one client's address
 	}
