@@ -71,14 +71,18 @@ def heartbeat_recv(key, count):
 
 def agent_conf(amphora_id, controllers, key, overrides=()):
     c = conf()
+    topology = "SINGLE"
     for o in overrides:
         name, value = o.split("=", 1)
+        if name == "topology":  # build_agent_config's argument, not an option
+            topology = value
+            continue
         group, opt = name.split(".", 1)
         c.set_override(opt, int(value) if value.isdigit() else value, group=group)
     c.set_override("controller_ip_port_list", [x for x in controllers.split(",") if x], group="health_manager")
     c.set_override("heartbeat_key", key, group="health_manager")
     from octavia.amphorae.backends.agent import agent_jinja_cfg
-    print(agent_jinja_cfg.AgentJinjaTemplater().build_agent_config(amphora_id, "SINGLE"))
+    print(agent_jinja_cfg.AgentJinjaTemplater().build_agent_config(amphora_id, topology))
     return 0
 
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/terminator-proxy/terminator/amphora/agent"
 	"github.com/terminator-proxy/terminator/amphora/agentconf"
+	"github.com/terminator-proxy/terminator/amphora/netplug"
 	"github.com/terminator-proxy/terminator/backends/file"
 	"github.com/terminator-proxy/terminator/certs"
 	"github.com/terminator-proxy/terminator/config"
@@ -53,6 +54,7 @@ type amphora struct {
 	controllerPEM      string // the controller's client cert+key PEM
 	srv                *agent.Server
 	plane              plane
+	net                *netplug.Plugger // nil: the plug calls change nothing
 }
 
 // newAmphora runs terminator's agent as an amphora would be set up by the
@@ -88,11 +90,15 @@ func (a *amphora) start(t *testing.T) {
 	}
 	a.plane.reg = certs.NewRegistry()
 	a.plane.reg.Register("file", fm)
-	a.plane.p = dataplane.New(dataplane.Options{Certs: a.plane.reg, Logger: log, Metrics: metrics.New()})
+	po := dataplane.Options{Certs: a.plane.reg, Logger: log, Metrics: metrics.New()}
+	if a.net != nil {
+		po.Listen, po.Dial = a.net.Listen, a.net.Dial
+	}
+	a.plane.p = dataplane.New(po)
 	t.Cleanup(func() { _ = a.plane.p.Shutdown(context.Background()) })
 	ac := &agentconf.Config{AmphoraID: ampID, ServerCert: filepath.Join(a.dir, "server.pem"), ServerCA: filepath.Join(a.dir, "client_ca.pem"), RequestReadTimeout: time.Minute,
 		TLSVersion: tls.VersionTLS12, BasePath: filepath.Join(a.dir, "octavia"), BaseCertDir: filepath.Join(a.dir, "octavia", "certs")}
-	a.srv, err = agent.New(agent.Options{Config: ac, Plane: a.plane, Version: "test", Logger: log})
+	a.srv, err = agent.New(agent.Options{Config: ac, Plane: a.plane, Net: a.net, Version: "test", Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +356,7 @@ func TestAgentRefusesWhatAnAmphoraRefuses(t *testing.T) {
 		{"GET", "/1.0/nothing", 404, "error", "404 Not Found"},
 		{"DELETE", "/1.0/info", 405, "error", "405 Method Not Allowed"},
 		{"DELETE", "/1.0/listeners/nolb", 200, "message", "OK"},
-		{"POST", "/1.0/plug/vip/203.0.113.5", 202, "details", "does not configure the amphora's network yet"},
+		{"POST", "/1.0/plug/vip/203.0.113.5", 202, "details", "does not configure this part of the amphora's network"},
 	}
 	for _, tc := range cases {
 		code, body, err := do(a.controllerPEM, tc.method, tc.path, "x")

@@ -45,18 +45,23 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("DELETE /1.0/loadbalancer/{lb}/certificates/{file}", s.deleteCert)
 	mux.HandleFunc("PUT /1.0/certificate", s.putOwnCert)
 	mux.HandleFunc("PUT /1.0/config", s.putConfig)
-	// The networking endpoints belong to the amphora's network side, not
-	// yet served: they answer as an amphora whose network needs no
-	// plugging, and say so.
 	notPlugged := func(what string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, maxUpload))
 			writeJSON(w, http.StatusAccepted, map[string]any{"message": "OK",
-				"details": what + ": terminator agent does not configure the amphora's network yet; nothing was changed"})
+				"details": what + ": terminator agent does not configure this part of the amphora's network; nothing was changed"})
 		}
 	}
-	mux.HandleFunc("POST /1.0/plug/vip/{vip}", notPlugged("VIP plugging"))
-	mux.HandleFunc("POST /1.0/plug/network", notPlugged("network plugging"))
+	if s.opts.Net != nil {
+		mux.HandleFunc("POST /1.0/plug/vip/{vip}", s.plugVIP)
+		mux.HandleFunc("POST /1.0/plug/network", s.plugNetwork)
+		mux.HandleFunc("GET /1.0/interface/{ip}", s.getInterface)
+	} else {
+		mux.HandleFunc("POST /1.0/plug/vip/{vip}", notPlugged("VIP plugging"))
+		mux.HandleFunc("POST /1.0/plug/network", notPlugged("network plugging"))
+	}
+	// VRRP and the VIP rules are not served yet: they answer as an
+	// amphora that needs neither, and say so.
 	mux.HandleFunc("PUT /1.0/vrrp/upload", notPlugged("VRRP (keepalived) configuration"))
 	mux.HandleFunc("PUT /1.0/vrrp/{action}", notPlugged("VRRP (keepalived)"))
 	mux.HandleFunc("PUT /1.0/interface/{ip}/rules", notPlugged("VIP interface rules"))

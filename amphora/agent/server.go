@@ -15,6 +15,7 @@ import (
 
 	"github.com/terminator-proxy/terminator/amphora/agentconf"
 	"github.com/terminator-proxy/terminator/amphora/heartbeat"
+	"github.com/terminator-proxy/terminator/amphora/netplug"
 	"github.com/terminator-proxy/terminator/certs"
 	"github.com/terminator-proxy/terminator/config"
 )
@@ -35,6 +36,10 @@ type Options struct {
 	Plane      Plane
 	// Heartbeat, if set, gets the new settings of PUT /1.0/config.
 	Heartbeat *heartbeat.Sender
+	// Net plugs the VIP and member NICs into the amphora's namespace;
+	// nil answers the plug calls without changing the network (an agent
+	// run outside an amphora, as in tests of the configuration calls).
+	Net *netplug.Plugger
 	// Version is terminator's, reported by /1.0/info.
 	Version string
 	Logger  *slog.Logger

@@ -32,6 +32,8 @@ type Config struct {
 	BindPort    int    // bind_port
 	// [health_manager]
 	Heartbeat Heartbeat
+	// [controller_worker] loadbalancer_topology: SINGLE or ACTIVE_STANDBY
+	Topology string
 }
 
 // Heartbeat holds the mutable [health_manager] options.
@@ -114,6 +116,10 @@ func Parse(data []byte) (*Config, error) {
 		bad("haproxy_amphora", "bind_port", "must be a port number 1-65535, not %q", port)
 	} else {
 		c.BindPort = n
+	}
+	c.Topology = get("controller_worker", "loadbalancer_topology", "SINGLE")
+	if c.Topology != "SINGLE" && c.Topology != "ACTIVE_STANDBY" {
+		bad("controller_worker", "loadbalancer_topology", "%q is neither SINGLE nor ACTIVE_STANDBY", c.Topology)
 	}
 	hb, hps := parseHeartbeat(get)
 	c.Heartbeat = hb

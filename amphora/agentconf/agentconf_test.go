@@ -26,7 +26,7 @@ func TestReadsWhatOctaviaRenders(t *testing.T) {
 	want := agentconf.Config{
 		AmphoraID: "3d5b8f3a-amp", ServerCert: "/etc/octavia/certs/server.pem", ServerCA: "/etc/octavia/certs/client_ca.pem",
 		RequestReadTimeout: 180 * time.Second, TLSVersion: tls.VersionTLS12,
-		BasePath: "/var/lib/octavia", BaseCertDir: "/var/lib/octavia/certs", BindHost: "::", BindPort: 9443,
+		BasePath: "/var/lib/octavia", BaseCertDir: "/var/lib/octavia/certs", BindHost: "::", BindPort: 9443, Topology: "SINGLE",
 	}
 	got := *c
 	got.Heartbeat = agentconf.Heartbeat{}
@@ -72,5 +72,22 @@ heartbeat_interval = 0
 	}
 	if _, err := agentconf.Parse([]byte("[amphora_agent\namphora_id = x\n")); err == nil || !strings.Contains(err.Error(), "amphora agent config") {
 		t.Fatalf("malformed INI: %v", err)
+	}
+}
+
+// TestReadsTheTopology: an ACTIVE_STANDBY amphora's file, as Octavia
+// renders it, says so; a topology Octavia does not have is refused.
+func TestReadsTheTopology(t *testing.T) {
+	out, err := exec.Command("../../scripts/octavia-peer", "agent-conf", "amp", "", "k", "topology=ACTIVE_STANDBY").Output()
+	if err != nil {
+		t.Fatalf("rendering with Octavia's templater: %v", err)
+	}
+	c, err := agentconf.Parse(out)
+	if err != nil || c.Topology != "ACTIVE_STANDBY" {
+		t.Fatalf("topology %+v %v\n%s", c, err, out)
+	}
+	bad := strings.Replace(string(out), "loadbalancer_topology = ACTIVE_STANDBY", "loadbalancer_topology = ACTIVE_ACTIVE", 1)
+	if _, err := agentconf.Parse([]byte(bad)); err == nil || !strings.Contains(err.Error(), `controller_worker.loadbalancer_topology: "ACTIVE_ACTIVE" is neither SINGLE nor ACTIVE_STANDBY`) {
+		t.Fatalf("ACTIVE_ACTIVE: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/terminator-proxy/terminator/amphora/haproxycfg"
+	"github.com/terminator-proxy/terminator/amphora/netplug"
 )
 
 // newAgentCmd is "terminator agent": terminator as an Octavia amphora's
@@ -16,6 +17,7 @@ import (
 func newAgentCmd() *cobra.Command {
 	var path string
 	var drain time.Duration
+	var netOpts agentNet
 	agent := &cobra.Command{
 		Use:   "agent",
 		Short: "Work as an OpenStack Octavia amphora's agent and data plane",
@@ -25,9 +27,13 @@ amphora agent API 1.0 over mutual TLS as configured in the agent's own file
 haproxy.cfg the controller uploads into terminator's configuration (haproxy is
 never run), serves it, and sends version 3 heartbeats to the health managers.`,
 		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error { return status(runAgent(path, drain)) },
+		RunE: func(*cobra.Command, []string) error { return status(runAgent(path, drain, netOpts)) },
 	}
 	agent.Flags().StringVar(&path, "config", "/etc/octavia/amphora-agent.conf", "the amphora agent's configuration file")
+	agent.Flags().StringVar(&netOpts.namespace, "namespace", netplug.DefaultNamespace,
+		`the network namespace the VIP and member NICs are plugged into; "" leaves the network alone (plug calls change nothing)`)
+	agent.Flags().StringVar(&netOpts.state, "plugged-interfaces", "/var/lib/octavia/terminator-plugged.json",
+		"where plugged NICs are recorded, to plug them again at boot")
 	agent.Flags().DurationVar(&drain, "drain-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
 	agent.AddCommand(&cobra.Command{
 		Use:   "translate HAPROXY-CFG",

@@ -17,15 +17,22 @@ import (
 	"github.com/terminator-proxy/terminator/amphora/agent"
 	"github.com/terminator-proxy/terminator/amphora/agentconf"
 	"github.com/terminator-proxy/terminator/amphora/heartbeat"
+	"github.com/terminator-proxy/terminator/amphora/netplug"
 	"github.com/terminator-proxy/terminator/certs"
 	"github.com/terminator-proxy/terminator/config"
 	"github.com/terminator-proxy/terminator/dataplane"
 	"github.com/terminator-proxy/terminator/metrics"
 )
 
+// agentNet are the agent's network-side flags.
+type agentNet struct {
+	namespace string // "" leaves the network alone
+	state     string // plugged-interfaces file
+}
+
 // runAgent is "terminator agent --config FILE": the agent API, the data
 // plane it drives and the heartbeats, until SIGTERM.
-func runAgent(path string, drain time.Duration) int {
+func runAgent(path string, drain time.Duration, no agentNet) int {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "terminator agent:", err)
@@ -45,7 +52,19 @@ func runAgent(path string, drain time.Duration) int {
 		fmt.Fprintln(os.Stderr, "terminator agent:", err)
 		return 1
 	}
-	plane := dataplane.New(dataplane.Options{Certs: mgrs.registry, Logger: log, Metrics: mx, DrainTimeout: drain})
+	// The data plane serves inside the namespace the VIP and member NICs
+	// are plugged into, as haproxy does on an amphora.
+	popts := dataplane.Options{Certs: mgrs.registry, Logger: log, Metrics: mx, DrainTimeout: drain}
+	var plug *netplug.Plugger
+	if no.namespace != "" {
+		plug = netplug.New(netplug.Options{Namespace: no.namespace, StateFile: no.state, Topology: conf.Topology})
+		popts.Listen, popts.Dial = plug.Listen, plug.Dial
+		// An amphora that rebooted gets its NICs back before any call.
+		if err := plug.Restore(); err != nil {
+			log.Error("plugged interfaces could not all be restored", "err", err)
+		}
+	}
+	plane := dataplane.New(popts)
 	hb := heartbeat.NewSender(heartbeat.Options{
 		AmphoraID:        conf.AmphoraID,
 		CountersFile:     filepath.Join(conf.BasePath, "stats_counters.json"),
@@ -54,7 +73,7 @@ func runAgent(path string, drain time.Duration) int {
 		Logger:           log.With("component", "heartbeat"),
 	}, planeHealth{plane, mx}, heartbeat.Settings{Destinations: conf.Heartbeat.Destinations, Interval: conf.Heartbeat.Interval, Key: conf.Heartbeat.Key})
 	srv, err := agent.New(agent.Options{Config: conf, ConfigPath: path, Plane: agentPlane{plane, mgrs.registry},
-		Heartbeat: hb, Version: version, Logger: log.With("component", "agent")})
+		Net: plug, Heartbeat: hb, Version: version, Logger: log.With("component", "agent")})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "terminator agent:", err)
 		return 1

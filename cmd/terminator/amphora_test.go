@@ -67,7 +67,7 @@ func TestAgentProcessWithOctavia(t *testing.T) {
 		t.Fatalf("rendering the agent config: %v", err)
 	}
 	confPath := tu.WriteFile(t, dir, "amphora-agent.conf", conf)
-	agentCmd := exec.Command(binary, "agent", "--config", confPath, "--drain-timeout", "2s")
+	agentCmd := exec.Command(binary, "agent", "--config", confPath, "--drain-timeout", "2s", "--namespace", "")
 	agentCmd.Stderr = os.Stderr
 	if err := agentCmd.Start(); err != nil {
 		t.Fatal(err)

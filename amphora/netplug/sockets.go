@@ -1,0 +1,86 @@
+package netplug
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"runtime"
+	"syscall"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// inNamespace runs f on an OS thread switched into the amphora namespace:
+// sockets f creates belong to that namespace for their whole life. The
+// thread returns to its namespace afterwards, or, if it cannot, is never
+// unlocked and so dies with its goroutine instead of serving others.
+func (p *Plugger) inNamespace(f func()) error {
+	ns, err := p.namespace()
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- fmt.Errorf("current network namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(ns); err != nil {
+			errc <- fmt.Errorf("entering namespace %s: %w", p.o.Namespace, err)
+			return
+		}
+		f()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- nil
+	}()
+	return <-errc
+}
+
+// freebind lets a listener bind a VIP the amphora does not hold yet: in
+// ACTIVE_STANDBY the standby binds the VIP keepalived will move to it.
+func freebind(network, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		if network == "tcp6" || network == "udp6" {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_FREEBIND, 1)
+		} else {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// Listen binds addr inside the amphora namespace (created if missing),
+// whether or not the address is plugged yet.
+func (p *Plugger) Listen(network, addr string) (net.Listener, error) {
+	var ln net.Listener
+	var lerr error
+	if err := p.inNamespace(func() {
+		lc := net.ListenConfig{Control: freebind}
+		ln, lerr = lc.Listen(context.Background(), network, addr)
+	}); err != nil {
+		return nil, err
+	}
+	return ln, lerr
+}
+
+// Dial connects from inside the amphora namespace, where the member
+// networks are, with d's settings.
+func (p *Plugger) Dial(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
+	var c net.Conn
+	var derr error
+	if err := p.inNamespace(func() { c, derr = d.DialContext(ctx, network, addr) }); err != nil {
+		return nil, err
+	}
+	return c, derr
+}
