@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 
 	"github.com/terminator-proxy/terminator/amphora/netplug"
@@ -81,4 +82,22 @@ func (s *Server) getInterface(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"message": "OK", "interface": name})
+}
+
+func (s *Server) putRules(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		message(w, http.StatusBadRequest, "Invalid rules information", err.Error())
+		return
+	}
+	rules, err := netplug.ParseRules(body)
+	if err == nil {
+		var iface string
+		if iface, err = s.opts.Net.SetRules(r.PathValue("ip"), rules); err == nil {
+			s.log.Info("VIP interface rules loaded", "interface", iface, "rules", len(rules))
+			message(w, http.StatusOK, "OK", "")
+			return
+		}
+	}
+	s.plugError(w, "loading the VIP interface rules", err)
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
@@ -243,6 +244,53 @@ func TestOctaviaPlugsTheAmphorasNetwork(t *testing.T) {
 	if body != "200 member" {
 		t.Fatalf("client → VIP → member across the amphora namespace: %s", body)
 	}
+
+	// PUT /1.0/interface/<vip>/rules: only the listed tuples reach the VIP.
+	reaches := func() bool {
+		resp, err := hc.Get("http://10.77.0.10:8080/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}
+	hc.Timeout = time.Second
+	for _, tc := range []struct {
+		rules string
+		open  bool
+	}{
+		{`[{"protocol":"TCP","cidr":"10.77.0.0/24","port":8080},{"protocol":"VRRP","cidr":null,"port":112}]`, true},
+		{`[{"protocol":"TCP","cidr":"10.77.0.99/32","port":8080}]`, false}, // the client is 10.77.0.1
+		{`[{"protocol":"TCP","cidr":null,"port":8081}]`, false},
+		{`[{"protocol":"UDP","cidr":null,"port":8080}]`, false},
+		{`[{"protocol":"TCP","cidr":null,"port":8080}]`, true},
+	} {
+		if code, body := a.do(t, "PUT", "/1.0/interface/10.77.0.10/rules", tc.rules); code != 200 || body["message"] != "OK" {
+			t.Fatalf("rules %s: %d %v", tc.rules, code, body)
+		}
+		if got := reaches(); got != tc.open {
+			t.Errorf("rules %s: the client reaches the VIP: %v, want %v", tc.rules, got, tc.open)
+		}
+	}
+	hc.Timeout = 5 * time.Second
+	for _, tc := range []struct{ path, body, want string }{
+		{"/1.0/interface/10.77.0.10/rules", `{"protocol":"TCP"}`, "not a JSON array"},
+		{"/1.0/interface/10.77.0.10/rules", `[{"protocol":"ICMP","cidr":null,"port":1}]`, `rules[0]: protocol \"ICMP\" is not TCP`},
+		{"/1.0/interface/10.77.0.10/rules", `[{"protocol":"TCP","cidr":null,"port":1},{"protocol":"TCP","cidr":null,"port":70000}]`, "rules[1]: port 70000 is outside"},
+		{"/1.0/interface/10.77.0.10/rules", `[{"protocol":"TCP","cidr":"10.0.0.300/8","port":1}]`, "is not a CIDR"},
+	} {
+		code, body := a.do(t, "PUT", tc.path, tc.body)
+		text, _ := json.Marshal(body)
+		if code != http.StatusBadRequest || body["message"] != "Invalid rules information" || !strings.Contains(string(text), tc.want) {
+			t.Errorf("PUT %s %s: %d %s, want 400 %q", tc.path, tc.body, code, text, tc.want)
+		}
+	}
+	if !reaches() {
+		t.Error("a refused rules body changed the rules that were loaded")
+	}
+	if code, body := a.do(t, "PUT", "/1.0/interface/10.99.0.1/rules", `[]`); code != 404 {
+		t.Errorf("rules for an address no interface has: %d %v", code, body)
+	}
 	c.must(t, "_action", "stop", lb)
 
 	// Reboot: the NICs come back in the root namespace, unconfigured;
@@ -270,6 +318,17 @@ func TestOctaviaPlugsTheAmphorasNetwork(t *testing.T) {
 	}
 	defer amp2.Close()
 	checkPlugged(t, handleAt(t, amp2))
+	// The last rules loaded (one TCP tuple) are loaded again.
+	nc, err := nftables.New(nftables.WithNetNSFd(int(amp2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.CloseLasting()
+	tbl := &nftables.Table{Name: "amphora_vip", Family: nftables.TableFamilyNetdev}
+	rules, err := nc.GetRules(tbl, &nftables.Chain{Name: "amphora_vip_chain", Table: tbl})
+	if err != nil || len(rules) != 4 { // non-IP frames, ICMP, ICMPv6, TCP 8080
+		t.Errorf("VIP rules after a reboot: %d rules, %v", len(rules), err)
+	}
 }
 
 // checkPlugged checks the namespace holds what Octavia's amphora would

@@ -56,15 +56,16 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("POST /1.0/plug/vip/{vip}", s.plugVIP)
 		mux.HandleFunc("POST /1.0/plug/network", s.plugNetwork)
 		mux.HandleFunc("GET /1.0/interface/{ip}", s.getInterface)
+		mux.HandleFunc("PUT /1.0/interface/{ip}/rules", s.putRules)
 	} else {
+		mux.HandleFunc("PUT /1.0/interface/{ip}/rules", notPlugged("VIP interface rules"))
 		mux.HandleFunc("POST /1.0/plug/vip/{vip}", notPlugged("VIP plugging"))
 		mux.HandleFunc("POST /1.0/plug/network", notPlugged("network plugging"))
 	}
-	// VRRP and the VIP rules are not served yet: they answer as an
-	// amphora that needs neither, and say so.
+	// VRRP is not served yet: it answers as an amphora that needs none,
+	// and says so.
 	mux.HandleFunc("PUT /1.0/vrrp/upload", notPlugged("VRRP (keepalived) configuration"))
 	mux.HandleFunc("PUT /1.0/vrrp/{action}", notPlugged("VRRP (keepalived)"))
-	mux.HandleFunc("PUT /1.0/interface/{ip}/rules", notPlugged("VIP interface rules"))
 	return s.werkzeugErrors(mux)
 }
 

@@ -338,12 +338,17 @@ func ipNet(p netip.Prefix) *net.IPNet {
 // InterfaceOf names the namespace's interface holding ip (GET
 // /1.0/interface/<ip>).
 func (p *Plugger) InterfaceOf(ip string) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.interfaceOf(ip)
+}
+
+// interfaceOf is InterfaceOf with p.mu held.
+func (p *Plugger) interfaceOf(ip string) (string, error) {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		return "", &Error{Status: 400, Message: "Invalid IP address"}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	host, amp, err := p.handles()
 	if err != nil {
 		return "", err

@@ -71,7 +71,7 @@ func (p *Plugger) record(e entry) error {
 	return atomicfile.Write(p.o.StateFile, b, 0o644)
 }
 
-// Restore replays every recorded plug, as an amphora does at boot before
+// Restore replays every recorded plug and VIP rule set, as an amphora does at boot before
 // the controller calls: each NIC is moved back into the namespace under
 // its recorded name and configured again. It returns every failure
 // joined; the NICs that could be restored are.
@@ -106,6 +106,9 @@ func (p *Plugger) Restore() error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("restoring %s (%s): %w", e.Interface, e.MAC, err))
 		}
+	}
+	if err := p.restoreRules(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
