@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/mdlayher/arp"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
@@ -133,6 +135,37 @@ func TestOctaviaPlugsTheAmphorasNetwork(t *testing.T) {
 		}
 	}
 
+	// The gateway listens for the VIP's gratuitous ARP.
+	var arpc *arp.Client
+	inNS(t, neutronNS, func() {
+		ifi, ierr := net.InterfaceByName("vipgw")
+		if ierr == nil {
+			arpc, ierr = arp.Dial(ifi)
+		}
+		if ierr != nil {
+			t.Errorf("ARP listener: %v", ierr)
+		}
+	})
+	if arpc == nil {
+		t.FailNow()
+	}
+	defer arpc.Close()
+	garp := make(chan string, 1)
+	go func() {
+		_ = arpc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		for {
+			pkt, _, err := arpc.Read()
+			if err != nil {
+				garp <- err.Error()
+				return
+			}
+			if pkt.SenderIP == netip.MustParseAddr("10.77.0.10") && pkt.TargetIP == pkt.SenderIP && pkt.SenderHardwareAddr.String() == vipMAC {
+				garp <- "seen"
+				return
+			}
+		}
+	}()
+
 	a := newAmphora(t)
 	state := filepath.Join(a.dir, "plugged_interfaces")
 	a.net = netplug.New(netplug.Options{Namespace: ampNS, Host: hostNS, StateFile: state})
@@ -149,6 +182,9 @@ func TestOctaviaPlugsTheAmphorasNetwork(t *testing.T) {
 	}
 	if r := c.must(t, "plug_vip", "10.77.0.10", netInfo).(map[string]any); r["status"] != 202.0 {
 		t.Fatalf("plug_vip: %v", r)
+	}
+	if got := <-garp; got != "seen" {
+		t.Errorf("no gratuitous ARP for the VIP from %s: %s", vipMAC, got)
 	}
 	if _, err := c.call(t, "plug_vip", "10.77.0.10", netInfo); err == nil || !strings.HasPrefix(err.Error(), "Conflict") {
 		t.Errorf("plugging the VIP twice: %v, want Octavia's Conflict (409)", err)

@@ -142,8 +142,16 @@ func (p *Plugger) PlugVIP(vipAddr string, n *VIPNet) (string, error) {
 	}
 	addrs := make([]string, 0, 1+len(n.AdditionalVIPs))
 	vips, _ := n.vips(vipAddr)
+	held := make([]netip.Addr, 0, len(vips))
 	for _, v := range vips {
 		addrs = append(addrs, v.addr.StringExpanded())
+		held = append(held, v.addr)
+	}
+	// In ACTIVE_STANDBY keepalived holds and announces the VIPs.
+	if p.o.Topology != TopologyActiveStandby {
+		if err := p.announce(name, held); err != nil {
+			return "", err
+		}
 	}
 	return fmt.Sprintf("VIPs plugged on interface %s: %s", name, strings.Join(addrs, ", ")), nil
 }
