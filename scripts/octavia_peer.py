@@ -23,7 +23,10 @@
 #       ({"call": METHOD, "args": [...]}, the amphora argument implied) and
 #       prints one JSON line each: {"ok": true, "result": …} or
 #       {"ok": false, "error": "<exception class>: <message>"}.
-#   scripts/octavia-peer agent-conf AMPHORA_ID CONTROLLERS KEY [GROUP.OPTION=VALUE …]
+#   scripts/octavia-peer render-lvs UDP|SCTP
+#       prints the keepalived LVS configuration Octavia's LvsJinjaTemplater renders
+#       for a sample listener of that protocol (its unit tests' sample)
+#   scripts/octavia-peer agent-conf AMPHORA_ID CONTROLLERS KEY [GROUP.OPTION=VALUE … | topology=ACTIVE_STANDBY]
 #       prints the amphora-agent.conf the controller renders for an amphora
 #       (AgentJinjaTemplater), CONTROLLERS being controller_ip_port_list,
 #       with the controller's options set as given (paths, ports).
@@ -157,9 +160,25 @@ def client(address, amp_id, client_pem, server_ca):
     return 0
 
 
+def render_lvs(proto):
+    """Print the keepalived LVS configuration Octavia's LvsJinjaTemplater
+    renders for a sample UDP or SCTP listener (its own unit tests' sample)."""
+    conf()
+    from octavia.common.jinja.lvs import jinja_cfg
+    from octavia.tests.unit.common.sample_configs import sample_configs_combined as s
+    monitor = {"UDP": "UDP-CONNECT", "SCTP": "SCTP"}[proto]
+    listener = s.sample_listener_tuple(proto=proto, monitor_proto=monitor, persistence_type="SOURCE_IP",
+                                       persistence_timeout=33, persistence_granularity="255.255.0.0",
+                                       connection_limit=98)
+    print(jinja_cfg.LvsJinjaTemplater().render_loadbalancer_obj(listener))
+    return 0
+
+
 def main(argv):
     if len(argv) == 4 and argv[1] == "heartbeat-recv":
         return heartbeat_recv(argv[2], int(argv[3]))
+    if len(argv) == 3 and argv[1] == "render-lvs":
+        return render_lvs(argv[2])
     if len(argv) == 3 and argv[1] == "render":
         return render(argv[2])
     if len(argv) == 6 and argv[1] == "client":

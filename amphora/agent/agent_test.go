@@ -492,3 +492,32 @@ func startPlainLoad(t *testing.T, addr string) func(*testing.T) {
 		}
 	}
 }
+
+// TestLVSListenersAreRefusedByName: the keepalived configuration Octavia
+// renders for UDP and SCTP listeners is refused with a 400 naming the
+// protocol, so the controller marks the listener ERROR instead of
+// believing it serves.
+func TestLVSListenersAreRefusedByName(t *testing.T) {
+	a := newAmphora(t)
+	c := a.controller(t)
+	c.must(t, "get_api_version")
+	for proto, want := range map[string]string{
+		"SCTP": "SCTP listeners are not supported by terminator",
+		"UDP":  "UDP listeners are not served by terminator agent yet",
+	} {
+		out, err := exec.Command("../../scripts/octavia-peer", "render-lvs", proto).Output()
+		if err != nil {
+			t.Fatalf("rendering with Octavia's LvsJinjaTemplater: %v", err)
+		}
+		if _, err := c.call(t, "upload_udp_config", "sample_listener_id_1", string(out)); err == nil || !strings.HasPrefix(err.Error(), "InvalidRequest") {
+			t.Errorf("%s: Octavia's client got %v, want InvalidRequest", proto, err)
+		}
+		code, body := a.do(t, "PUT", "/1.0/listeners/"+ampID+"/sample_listener_id_1/udp_listener", string(out))
+		if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body["details"]), want) {
+			t.Errorf("%s: %d %v, want 400 %q", proto, code, body, want)
+		}
+	}
+	if code, body := a.do(t, "GET", "/1.0/listeners/sample_listener_id_1/udp_listener", ""); code != http.StatusNotFound {
+		t.Errorf("GET udp_listener: %d %v", code, body)
+	}
+}

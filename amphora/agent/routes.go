@@ -41,6 +41,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("PUT /1.0/loadbalancer/{lb}/{action}", s.action)
 	mux.HandleFunc("DELETE /1.0/listeners/{lb}", s.deleteLB)
 	mux.HandleFunc("GET /1.0/listeners", s.listListeners)
+	mux.HandleFunc("PUT /1.0/listeners/{amphora}/{listener}/udp_listener", s.putLVS)
+	mux.HandleFunc("GET /1.0/listeners/{listener}/udp_listener", s.getLVS)
 	mux.HandleFunc("GET /1.0/loadbalancer/{lb}/certificates/{file}", s.getCertMD5)
 	mux.HandleFunc("DELETE /1.0/loadbalancer/{lb}/certificates/{file}", s.deleteCert)
 	mux.HandleFunc("PUT /1.0/certificate", s.putOwnCert)
