@@ -19,8 +19,10 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ndp"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/terminator-proxy/terminator/amphora/netplug"
 	tu "github.com/terminator-proxy/terminator/internal/testutil"
@@ -166,6 +168,46 @@ func TestOctaviaPlugsTheAmphorasNetwork(t *testing.T) {
 		}
 	}()
 
+	// … and for the IPv6 VIP's unsolicited neighbour advertisement.
+	gw6, _ := netlink.ParseAddr("fd00:77::1/64")
+	gw6.Flags = unix.IFA_F_NODAD
+	if vipgw, err := neutron.LinkByName("vipgw"); err != nil || neutron.AddrAdd(vipgw, gw6) != nil {
+		t.Fatalf("fd00:77::1 on vipgw: %v", err)
+	}
+	var ndpc *ndp.Conn
+	inNS(t, neutronNS, func() {
+		ifi, ierr := net.InterfaceByName("vipgw")
+		if ierr == nil {
+			ndpc, _, ierr = ndp.Listen(ifi, ndp.Addr("fd00:77::1"))
+		}
+		if ierr != nil {
+			t.Errorf("NDP listener: %v", ierr)
+		}
+	})
+	if ndpc == nil {
+		t.FailNow()
+	}
+	defer ndpc.Close()
+	unsolicited := make(chan string, 1)
+	go func() {
+		_ = ndpc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		for {
+			m, _, _, err := ndpc.ReadFrom()
+			if err != nil {
+				unsolicited <- err.Error()
+				return
+			}
+			if na, ok := m.(*ndp.NeighborAdvertisement); ok && na.Override && !na.Solicited && na.TargetAddress == netip.MustParseAddr("fd00:77::10") {
+				for _, o := range na.Options {
+					if lla, ok := o.(*ndp.LinkLayerAddress); ok && lla.Addr.String() == vipMAC {
+						unsolicited <- "seen"
+						return
+					}
+				}
+			}
+		}
+	}()
+
 	a := newAmphora(t)
 	state := filepath.Join(a.dir, "plugged_interfaces")
 	a.net = netplug.New(netplug.Options{Namespace: ampNS, Host: hostNS, StateFile: state})
@@ -185,6 +227,9 @@ func TestOctaviaPlugsTheAmphorasNetwork(t *testing.T) {
 	}
 	if got := <-garp; got != "seen" {
 		t.Errorf("no gratuitous ARP for the VIP from %s: %s", vipMAC, got)
+	}
+	if got := <-unsolicited; got != "seen" {
+		t.Errorf("no unsolicited neighbour advertisement for fd00:77::10 from %s: %s", vipMAC, got)
 	}
 	if _, err := c.call(t, "plug_vip", "10.77.0.10", netInfo); err == nil || !strings.HasPrefix(err.Error(), "Conflict") {
 		t.Errorf("plugging the VIP twice: %v, want Octavia's Conflict (409)", err)
