@@ -73,9 +73,6 @@ func (p *Plugger) handles() (host, amp *netlink.Handle, err error) {
 		host.Close()
 		return nil, nil, fmt.Errorf("netlink in namespace %s: %w", p.o.Namespace, err)
 	}
-	if lo, err := amp.LinkByName("lo"); err == nil {
-		_ = amp.LinkSetUp(lo)
-	}
 	return host, amp, nil
 }
 
@@ -100,6 +97,20 @@ func (p *Plugger) namespace() (netns.NsHandle, error) {
 	}
 	if err != nil {
 		return netns.None(), fmt.Errorf("creating network namespace %s: %w", p.o.Namespace, err)
+	}
+	// A new namespace's loopback is down; listeners and members on
+	// 127.0.0.1 need it, as Octavia's amphora brings it up (plug_lo).
+	h, err := netlink.NewHandleAt(ns)
+	if err == nil {
+		var lo netlink.Link
+		if lo, err = h.LinkByName("lo"); err == nil {
+			err = h.LinkSetUp(lo)
+		}
+		h.Close()
+	}
+	if err != nil {
+		ns.Close()
+		return netns.None(), fmt.Errorf("bringing up lo in %s: %w", p.o.Namespace, err)
 	}
 	return ns, nil
 }
