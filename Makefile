@@ -46,6 +46,7 @@ deb: build
 	  git log -50 --format='  * %s' | cut -c1-78; \
 	  printf '\n -- terminator developers <terminator-proxy@users.noreply.github.com>  %s\n' "$$(git log -1 --format=%cD)"; \
 	} | gzip -9n > bin/changelog.gz
+	rm -rf bin/man && bin/terminator man bin/man && gzip -9n bin/man/*.1
 	VERSION="$(VERSION)" ARCH="$(ARCH)" $(GO) tool nfpm pkg --packager deb --config packaging/nfpm.yaml --target bin/
 
 vet:

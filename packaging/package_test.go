@@ -37,9 +37,8 @@ func TestDebianPackage(t *testing.T) {
 	const version = "0.0.1~test"
 	run(t, "make", "-C", "..", "deb", "VERSION="+version)
 	deb, _ := filepath.Abs(filepath.Join("..", "bin", "terminator_"+version+"_"+goarch(t)+".deb"))
-	// Debian's own checks: no errors (the remaining warning is the missing
-	// manual page; every command's --help serves as one).
-	if out, err := exec.Command("lintian", "--fail-on", "error", deb).CombinedOutput(); err != nil {
+	// Debian's own checks: no errors and no warnings.
+	if out, err := exec.Command("lintian", "--fail-on", "error,warning", deb).CombinedOutput(); err != nil {
 		t.Fatalf("lintian (make deps installs it): %v\n%s", err, out)
 	}
 	_ = exec.Command("dpkg", "-P", "terminator").Run() // a leftover of an interrupted run
@@ -49,7 +48,7 @@ func TestDebianPackage(t *testing.T) {
 	files := run(t, "dpkg", "-L", "terminator")
 	for _, f := range []string{"/usr/bin/terminator", "/etc/terminator/terminator.yaml", "/lib/systemd/system/terminator.service",
 		"/lib/systemd/system/terminator-agent.service", "/usr/share/doc/terminator/README.md", "/usr/share/doc/terminator/copyright",
-		"/usr/share/doc/terminator/changelog.gz"} {
+		"/usr/share/doc/terminator/changelog.gz", "/usr/share/man/man1/terminator.1.gz", "/usr/share/man/man1/terminator-agent.1.gz"} {
 		if !strings.Contains(files, f+"\n") {
 			t.Errorf("the package lacks %s", f)
 		}

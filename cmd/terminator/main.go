@@ -84,5 +84,6 @@ Every command and subcommand takes --help. See README.md for the configuration.`
 			Use: "version", Short: "Print the version", Args: cobra.NoArgs,
 			Run: func(*cobra.Command, []string) { fmt.Println(versionLine()) },
 		})
+	root.AddCommand(newManCmd(root))
 	return root
 }
