@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 )
@@ -18,13 +17,11 @@ func (s *Server) putLVS(w http.ResponseWriter, r *http.Request) {
 	if !validID(w, "amphora", r.PathValue("amphora")) || !validID(w, "listener", r.PathValue("listener")) {
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxUpload))
-	if err != nil {
-		message(w, http.StatusBadRequest, "Invalid request", err.Error())
+	body, ok := readBody(w, r)
+	if !ok {
 		return
 	}
-	proto := lvsProtocol(body)
-	switch proto {
+	switch lvsProtocol(body) {
 	case "SCTP":
 		message(w, http.StatusBadRequest, "Invalid request", fmt.Sprintf(
 			"listener %s: SCTP listeners are not supported by terminator: it has no SCTP data path (this kernel's IPVS is not used)", r.PathValue("listener")))

@@ -3,7 +3,6 @@ package agent
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 
 	"github.com/terminator-proxy/terminator/amphora/netplug"
@@ -13,17 +12,19 @@ import (
 // object with every key of required present, else werkzeug's 400 with
 // refusal (e.g. "Invalid subnet information").
 func decodeNet(w http.ResponseWriter, r *http.Request, refusal string, into any, required ...string) bool {
+	body, ok := readBody(w, r)
+	if !ok {
+		return false
+	}
 	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	err := dec.Decode(&raw)
+	err := json.Unmarshal(body, &raw)
 	for _, k := range required {
 		if _, ok := raw[k]; err == nil && !ok {
 			err = errors.New("missing " + k)
 		}
 	}
 	if err == nil {
-		b, _ := json.Marshal(raw)
-		err = json.Unmarshal(b, into)
+		err = json.Unmarshal(body, into)
 	}
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "400 Bad Request: " + refusal + " (" + err.Error() + ")", "http_code": http.StatusBadRequest})
@@ -85,19 +86,20 @@ func (s *Server) getInterface(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) putRules(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-	if err != nil {
-		message(w, http.StatusBadRequest, "Invalid rules information", err.Error())
+	body, ok := readBody(w, r)
+	if !ok {
 		return
 	}
 	rules, err := netplug.ParseRules(body)
-	if err == nil {
-		var iface string
-		if iface, err = s.opts.Net.SetRules(r.PathValue("ip"), rules); err == nil {
-			s.log.Info("VIP interface rules loaded", "interface", iface, "rules", len(rules))
-			message(w, http.StatusOK, "OK", "")
-			return
-		}
+	if err != nil {
+		s.plugError(w, "loading the VIP interface rules", err)
+		return
 	}
-	s.plugError(w, "loading the VIP interface rules", err)
+	iface, err := s.opts.Net.SetRules(r.PathValue("ip"), rules)
+	if err != nil {
+		s.plugError(w, "loading the VIP interface rules", err)
+		return
+	}
+	s.log.Info("VIP interface rules loaded", "interface", iface, "rules", len(rules))
+	message(w, http.StatusOK, "OK", "")
 }

@@ -19,6 +19,7 @@ const vipTable = 1
 // plan is what one interface gets: everything is added idempotently, so
 // applying a plan twice changes nothing.
 type plan struct {
+	vips   []netip.Addr // a VIP interface's VIPs, primary first
 	mtu    int
 	addrs  []netip.Prefix
 	routes []planRoute
@@ -79,6 +80,7 @@ func vipPlan(primary string, n *VIPNet, fixed []FixedIP, topology string) (*plan
 	}
 	managed := topology != TopologyActiveStandby
 	for _, v := range vips {
+		p.vips = append(p.vips, v.addr)
 		if v.gateway.IsValid() {
 			p.routes = append(p.routes, planRoute{dst: defaultRoute(v.addr), gw: v.gateway, onlink: true})
 			if managed {
@@ -104,6 +106,20 @@ func vipPlan(primary string, n *VIPNet, fixed []FixedIP, topology string) (*plan
 	p.addrs = append(p.addrs, fp.addrs...)
 	p.routes = append(p.routes, fp.routes...)
 	return p, nil
+}
+
+// planPort plans what plug/network configures: the VIP interface again
+// when the port carries vip_net_info (its MTU defaulting to the port's),
+// else a member-network interface.
+func planPort(port *Port, topology string) (*plan, error) {
+	if port.VIPNetInfo == nil {
+		return portPlan(port)
+	}
+	vn := port.VIPNetInfo.VIPNet
+	if vn.MTU == nil {
+		vn.MTU = port.MTU
+	}
+	return vipPlan(port.VIPNetInfo.VIP, &vn, port.FixedIPs, topology)
 }
 
 // portPlan is a member-network interface: its fixed IPs on their

@@ -151,16 +151,13 @@ func (p *Plugger) PlugVIP(vipAddr string, n *VIPNet) (string, error) {
 	if err := p.record(entry{MAC: strings.ToLower(n.MACAddress), Interface: name, VIP: vipAddr, VIPNet: n}); err != nil {
 		return "", err
 	}
-	addrs := make([]string, 0, 1+len(n.AdditionalVIPs))
-	vips, _ := n.vips(vipAddr)
-	held := make([]netip.Addr, 0, len(vips))
-	for _, v := range vips {
-		addrs = append(addrs, v.addr.StringExpanded())
-		held = append(held, v.addr)
+	addrs := make([]string, len(pl.vips))
+	for i, v := range pl.vips {
+		addrs[i] = v.StringExpanded()
 	}
 	// In ACTIVE_STANDBY keepalived holds and announces the VIPs.
 	if p.o.Topology != TopologyActiveStandby {
-		if err := p.announce(name, held); err != nil {
+		if err := p.announce(name, pl.vips); err != nil {
 			return "", err
 		}
 	}
@@ -174,17 +171,7 @@ func (p *Plugger) PlugNetwork(port *Port) (string, error) {
 	if _, err := net.ParseMAC(port.MACAddress); err != nil {
 		return "", &Error{Status: 400, Message: "Invalid port information", Details: fmt.Sprintf("mac_address %q: %v", port.MACAddress, err)}
 	}
-	var pl *plan
-	var err error
-	if port.VIPNetInfo != nil {
-		vn := port.VIPNetInfo.VIPNet
-		if vn.MTU == nil {
-			vn.MTU = port.MTU
-		}
-		pl, err = vipPlan(port.VIPNetInfo.VIP, &vn, port.FixedIPs, p.o.Topology)
-	} else {
-		pl, err = portPlan(port)
-	}
+	pl, err := planPort(port, p.o.Topology)
 	if err != nil {
 		return "", err
 	}

@@ -11,11 +11,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// inNamespace runs f on an OS thread switched into the amphora namespace:
-// sockets f creates belong to that namespace for their whole life. The
-// thread returns to its namespace afterwards, or, if it cannot, is never
-// unlocked and so dies with its goroutine instead of serving others.
-func (p *Plugger) inNamespace(f func()) error {
+// inNamespace runs f on an OS thread switched into the amphora namespace
+// and returns its error: sockets f creates belong to that namespace for
+// their whole life. The thread returns to its namespace afterwards, or,
+// if it cannot, is never unlocked and so dies with its goroutine instead
+// of serving others.
+func (p *Plugger) inNamespace(f func() error) error {
 	ns, err := p.namespace()
 	if err != nil {
 		return err
@@ -34,11 +35,11 @@ func (p *Plugger) inNamespace(f func()) error {
 			errc <- fmt.Errorf("entering namespace %s: %w", p.o.Namespace, err)
 			return
 		}
-		f()
+		ferr := f()
 		if netns.Set(orig) == nil {
 			runtime.UnlockOSThread()
 		}
-		errc <- nil
+		errc <- ferr
 	}()
 	return <-errc
 }
@@ -64,23 +65,21 @@ func freebind(network, _ string, c syscall.RawConn) error {
 // whether or not the address is plugged yet.
 func (p *Plugger) Listen(network, addr string) (net.Listener, error) {
 	var ln net.Listener
-	var lerr error
-	if err := p.inNamespace(func() {
+	err := p.inNamespace(func() (err error) {
 		lc := net.ListenConfig{Control: freebind}
-		ln, lerr = lc.Listen(context.Background(), network, addr)
-	}); err != nil {
-		return nil, err
-	}
-	return ln, lerr
+		ln, err = lc.Listen(context.Background(), network, addr)
+		return err
+	})
+	return ln, err
 }
 
 // Dial connects from inside the amphora namespace, where the member
 // networks are, with d's settings.
 func (p *Plugger) Dial(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
 	var c net.Conn
-	var derr error
-	if err := p.inNamespace(func() { c, derr = d.DialContext(ctx, network, addr) }); err != nil {
-		return nil, err
-	}
-	return c, derr
+	err := p.inNamespace(func() (err error) {
+		c, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	return c, err
 }

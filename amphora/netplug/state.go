@@ -89,11 +89,8 @@ func (p *Plugger) Restore() error {
 		switch {
 		case e.VIPNet != nil:
 			pl, err = vipPlan(e.VIP, e.VIPNet, nil, p.o.Topology)
-		case e.Port != nil && e.Port.VIPNetInfo != nil:
-			vn := e.Port.VIPNetInfo.VIPNet
-			pl, err = vipPlan(e.Port.VIPNetInfo.VIP, &vn, e.Port.FixedIPs, p.o.Topology)
 		case e.Port != nil:
-			pl, err = portPlan(e.Port)
+			pl, err = planPort(e.Port, p.o.Topology)
 		default:
 			err = errors.New("entry has neither vip_net nor port")
 		}
