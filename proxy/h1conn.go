@@ -51,19 +51,27 @@ type h1conn struct {
 	// socket to wait on, nil when a layer above it buffers on its own;
 	// rec is the record framer under TLS; src tells whether crypto/tls
 	// may still hold decrypted bytes.
-	raw  syscall.Conn
-	rec  *recordConn
-	src  fillTracker
-	peek [1]byte
-	mu   sync.Mutex // guards idle
-	idle bool       // waiting for a request; Shutdown may close it
+	raw   syscall.Conn
+	rec   *recordConn
+	src   fillTracker
+	peek  [1]byte
+	mu    sync.Mutex // guards idle and fresh
+	idle  bool       // waiting for a request; Shutdown may close it
+	fresh bool       // no request read yet
+	born  time.Time
 }
+
+// freshGrace is how long Shutdown lets a new connection send its first
+// request (net/http's Shutdown waits 5 s for a StateNew connection too):
+// a client that has just connected has its request on the way, and
+// closing under it would fail a request that was never answered.
+const freshGrace = 5 * time.Second
 
 // startH1 serves c in a new goroutine, unless the listener is shutting
 // down.
 func (l *Listener) startH1(c net.Conn) {
 	ci := newConnInfo(c)
-	hc := &h1conn{l: l, c: c, ci: ci, idle: true}
+	hc := &h1conn{l: l, c: c, ci: ci, idle: true, fresh: true, born: time.Now()}
 	hc.src.r = c
 	if tc, ok := c.(*tls.Conn); ok {
 		if hc.rec, _ = tc.NetConn().(*recordConn); hc.rec != nil {
@@ -91,22 +99,36 @@ func (l *Listener) startH1(c net.Conn) {
 	go hc.serve()
 }
 
-// shutdownH1 closes idle connections at once and the others after their
-// current response; when ctx ends first it cuts them all.
+// shutdownH1 closes idle connections at once (new ones once they had
+// freshGrace to send their first request, which is answered with
+// Connection: close) and the others after their current response; when
+// ctx ends first it cuts them all.
 func (l *Listener) shutdownH1(ctx context.Context) error {
 	s := &l.h1
-	s.mu.Lock()
-	s.closing.Store(true)
-	for hc := range s.conns {
-		hc.closeIfIdle()
+	closeIdle := func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.closing.Store(true)
+		for hc := range s.conns {
+			hc.closeIfIdle()
+		}
 	}
-	s.mu.Unlock()
+	closeIdle()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }() // ends when the last connection does
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
+	// New connections still in their grace period are looked at again.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-tick.C:
+			closeIdle()
+		case <-ctx.Done():
+			break wait
+		}
 	}
 	s.mu.Lock()
 	for hc := range s.conns {
@@ -121,6 +143,7 @@ func (l *Listener) shutdownH1(ctx context.Context) error {
 func (hc *h1conn) setIdle(idle bool) (closing bool) {
 	hc.mu.Lock()
 	hc.idle = idle
+	hc.fresh = false
 	hc.mu.Unlock()
 	return hc.l.h1.closing.Load()
 }
@@ -128,7 +151,7 @@ func (hc *h1conn) setIdle(idle bool) (closing bool) {
 func (hc *h1conn) closeIfIdle() {
 	hc.mu.Lock()
 	defer hc.mu.Unlock()
-	if hc.idle {
+	if hc.idle && (!hc.fresh || time.Since(hc.born) > freshGrace) {
 		_ = hc.c.Close()
 	}
 }

@@ -28,7 +28,7 @@ func (l *Listener) serveTCP(c net.Conn, st *routeState) {
 		l.opts.Logger.Debug("layer-4 connection closed: no pool", "listener", st.Listener, "client", ci.clientIP)
 		return
 	}
-	ctx, cancel := context.WithCancel(l.ctx)
+	ctx, cancel := context.WithCancel(l.hard)
 	defer cancel()
 	m := pool.Select(nil, ci.clientIP)
 	var member net.Conn
@@ -57,7 +57,7 @@ func (l *Listener) serveTCP(c net.Conn, st *routeState) {
 	defer m.state.active.Add(-1)
 	defer member.Close()
 	m.requests[0].Inc()
-	stop := context.AfterFunc(l.ctx, func() { c.Close(); member.Close() }) // shutdown
+	stop := context.AfterFunc(l.hard, func() { c.Close(); member.Close() }) // the drain's deadline
 	defer stop()
 
 	client := withIdleTimeout(c, st.ClientTimeout)

@@ -44,10 +44,17 @@ type Listener struct {
 	base  *tls.Config // long-lived: owns the session ticket keys
 	route atomic.Pointer[routeState]
 	conns chan net.Conn // accepted (and handshaken) connections
-	// ctx is cancelled by Shutdown; handshakes and the accept loop stop on it.
+	// ctx is cancelled by Shutdown; the accept loop stops on it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // the accept loop and handshakes in progress
+	// hard is cancelled when Shutdown's drain deadline passes (or it
+	// returns): handshakes in progress and layer-4 relays run until then,
+	// so a drain (a reload, a binary upgrade) cuts no connection it has
+	// time to finish.
+	hard       context.Context
+	cancelHard context.CancelFunc
+	wg         sync.WaitGroup // the accept loop, handshakes and layer-4 relays
+	stopOnce   sync.Once      // StopAccepting
 	// serving counts the http.Server goroutines of every generation.
 	serving sync.WaitGroup
 
@@ -84,6 +91,7 @@ func NewListener(ln net.Listener, r *Route, o ListenerOptions) *Listener {
 		conns: make(chan net.Conn),
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.hard, l.cancelHard = context.WithCancel(context.Background())
 	// The base config never serves a handshake itself: it hands out the
 	// current route's config, built once per snapshot and never cloned, and
 	// keeps the ticket keys, so sessions resume across reloads.
@@ -161,6 +169,17 @@ func (l *Listener) Update(r *Route) {
 // all decrypt. See tls.Config.SetSessionTicketKeys.
 func (l *Listener) SetSessionTicketKeys(keys [][32]byte) { l.base.SetSessionTicketKeys(keys) }
 
+// StopAccepting closes the listening socket (this process's descriptor of
+// it), so that its address is free when it returns; Shutdown then drains.
+func (l *Listener) StopAccepting() error {
+	var err error
+	l.stopOnce.Do(func() {
+		l.cancel()
+		err = l.ln.Close()
+	})
+	return err
+}
+
 // Shutdown stops accepting, lets in-flight requests finish until ctx is
 // done, then closes what remains. It returns ctx's error if it had to cut
 // requests short.
@@ -178,10 +197,17 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	}
 	l.mu.Unlock()
 
-	l.cancel()
-	l.limit.close()
-	err := l.ln.Close()
-	l.wg.Wait() // accept loop and handshakes are done
+	// Connections waiting for a slot over connection_limit give up at the
+	// deadline too; closing the limiter earlier would refuse one that the
+	// accept loop took just before the socket closed.
+	hard := func() { l.cancelHard(); l.limit.close() }
+	stop := context.AfterFunc(ctx, hard)
+	defer stop()
+	defer hard()
+	err := l.StopAccepting()
+	// Handshakes in progress complete and their connections are served,
+	// layer-4 relays finish, all before ctx's deadline.
+	l.wg.Wait()
 	if e := l.shutdownH1(ctx); e != nil {
 		err = e
 	}
@@ -351,7 +377,7 @@ func (l *Listener) handshake(c net.Conn, st *routeState, proxied bool) {
 			return
 		}
 	}
-	ctx, cancel := context.WithTimeout(l.ctx, handshakeTimeout(st))
+	ctx, cancel := context.WithTimeout(l.hard, handshakeTimeout(st))
 	defer cancel()
 	rc := &recordConn{Conn: c}
 	tc := tls.Server(rc, l.base)
@@ -383,12 +409,13 @@ func handshakeTimeout(st *routeState) time.Duration {
 // errProxyHeader marks connections from a PROXY source without a valid header.
 var errProxyHeader = errors.New("proxy: missing or invalid PROXY protocol header")
 
-// deliver hands a connection to the serving generation, or closes it when
-// the listener is shutting down.
+// deliver hands a connection to the serving generation (which serves until
+// Shutdown has waited for every handshake), or closes it when the drain's
+// deadline has passed.
 func (l *Listener) deliver(c net.Conn) {
 	select {
 	case l.conns <- c:
-	case <-l.ctx.Done():
+	case <-l.hard.Done():
 		_ = c.Close()
 	}
 }
