@@ -26,6 +26,7 @@ func TestDependencyDirection(t *testing.T) {
 		"amphora/agentconf":  {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config"},
 		"amphora/haproxycfg": {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl"},
 		"amphora/agent":      {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl"},
+		"upgrade":            {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config", "certs"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "./"+pkg).Output()

@@ -47,11 +47,14 @@ type Plane struct {
 
 	mu        sync.Mutex // serialises Apply and Shutdown; guards the fields below
 	listeners map[string]*proxy.Listener
-	tickets   [][32]byte
-	gen       uint64
-	checks    *checks // health checks of the current snapshot
-	closed    bool
-	draining  sync.WaitGroup // removed listeners and stopped checks, still finishing
+	tickets   [][32]byte // from tls.session_ticket_keys_file; nil without one
+	// autoTickets seal tickets when no key file is configured: made here,
+	// rotated by Run, and carried over by a binary upgrade (Handover).
+	autoTickets [][32]byte
+	gen         uint64
+	checks      *checks // health checks of the current snapshot
+	closed      bool
+	draining    sync.WaitGroup // removed listeners and stopped checks, still finishing
 }
 
 // New returns a Plane serving nothing until the first Apply.
@@ -72,10 +75,11 @@ func New(o Options) *Plane {
 		o.Metrics = metrics.New()
 	}
 	return &Plane{
-		opts:      o,
-		forwarder: proxy.NewForwarder(proxy.ForwarderOptions{Logger: o.Logger, Dial: o.Dial}),
-		states:    proxy.NewStates(),
-		listeners: map[string]*proxy.Listener{},
+		opts:        o,
+		forwarder:   proxy.NewForwarder(proxy.ForwarderOptions{Logger: o.Logger, Dial: o.Dial}),
+		states:      proxy.NewStates(),
+		listeners:   map[string]*proxy.Listener{},
+		autoTickets: [][32]byte{newTicketKey()},
 	}
 }
 
@@ -156,6 +160,8 @@ func (p *Plane) apply(ctx context.Context, cfg *config.Config) error {
 		}
 		if tickets != nil {
 			p.listeners[ls.Bind].SetSessionTicketKeys(tickets)
+		} else {
+			p.listeners[ls.Bind].SetSessionTicketKeys(p.autoTickets)
 		}
 	}
 	for bind, l := range p.listeners {
@@ -163,6 +169,11 @@ func (p *Plane) apply(ctx context.Context, cfg *config.Config) error {
 			continue
 		}
 		delete(p.listeners, bind)
+		// The address is free when Apply returns (a start right after a
+		// stop binds it again); the connections drain behind.
+		if err := l.StopAccepting(); err != nil {
+			p.opts.Logger.Warn("closing a removed listener", "bind", bind, "err", err)
+		}
 		p.draining.Add(1)
 		go func() {
 			defer p.draining.Done()

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/terminator-proxy/terminator/certs"
 	"github.com/terminator-proxy/terminator/config"
@@ -12,7 +13,8 @@ import (
 // loads the configuration again with load and applies it; a change reported
 // by a watcher re-applies the current configuration, fetching certificates
 // anew. Failures are logged and exported; the serving snapshot stays. Run
-// expects a first successful Apply to have happened.
+// also rotates the Plane's own session-ticket keys daily. It expects a
+// first successful Apply to have happened.
 func (p *Plane) Run(ctx context.Context, load func() (*config.Config, error), reload <-chan struct{}, watchers []certs.Watcher) {
 	p.watch(watchers)
 	changed := make(chan struct{}, 1)
@@ -35,10 +37,16 @@ func (p *Plane) Run(ctx context.Context, load func() (*config.Config, error), re
 			}
 		}()
 	}
+	rotate := time.NewTicker(autoTicketRotation)
+	defer rotate.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-rotate.C:
+			if cur := p.Current(); cur != nil {
+				p.rotateAutoTickets(time.Duration(cur.Config.TLS.SessionTicketLifetime) * time.Millisecond)
+			}
 		case <-reload:
 			cfg, err := load()
 			if err != nil {

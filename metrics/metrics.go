@@ -28,8 +28,11 @@ type Metrics struct {
 	CertInvalid   *prometheus.GaugeVec // listener, ref: 1 when served while expired or not yet valid
 	Reloads       *prometheus.CounterVec
 	ReloadFailing prometheus.Gauge
-	LastReload    prometheus.Gauge
-	Generation    prometheus.Gauge
+	// UpgradesFailed counts binary upgrades (SIGUSR2) whose new binary
+	// did not become ready; a successful one ends this process.
+	UpgradesFailed prometheus.Counter
+	LastReload     prometheus.Gauge
+	Generation     prometheus.Gauge
 
 	ControlCertNotAfter *prometheus.GaugeVec   // cn
 	ControlRefused      *prometheus.CounterVec // reason: control-API clients refused
@@ -110,13 +113,16 @@ func New() *Metrics {
 	m.SourceNotAfter = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "terminator_certificate_source_not_after_seconds", Help: "Expiry of the bundle served for a secret-store reference.",
 	}, []string{"ref"})
+	m.UpgradesFailed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "terminator_upgrade_failures_total", Help: "Binary upgrades (SIGUSR2) refused because the new binary did not become ready; this process kept serving.",
+	})
 	m.Retries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "terminator_retries_total", Help: "Requests sent to another member after a connection was refused.",
 	}, []string{"pool"})
 	m.MemberStatus = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "terminator_member_status", Help: "1 for the member's current status (UP, DOWN, DRAIN, MAINT, NO_CHECK), 0 for the others.",
 	}, []string{"pool", "member", "status"})
-	r.MustRegister(m.Retries, m.MemberStatus, m.ControlCertNotAfter, m.ControlRefused, m.SourceStale, m.SourceStaleSince, m.SourceNotAfter,
+	r.MustRegister(m.UpgradesFailed, m.Retries, m.MemberStatus, m.ControlCertNotAfter, m.ControlRefused, m.SourceStale, m.SourceStaleSince, m.SourceNotAfter,
 
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ConnectionsActive, m.ConnectionsTotal, m.Handshakes, m.HandshakeFailures, m.Requests, m.MemberRequests,

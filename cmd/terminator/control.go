@@ -70,16 +70,24 @@ func (s localSigner) SignCSR(_ context.Context, csr []byte, validity time.Durati
 	return pki.CertPEM(c), nil
 }
 
-// startControl starts the control API when the config has one. The
-// returned stop function shuts it down; it is a no-op without one.
-func startControl(ctx context.Context, cfg *config.Config, committed uint64, mgrs *managers, plane *dataplane.Plane, mx *metrics.Metrics, log *slog.Logger) (*mtlsctl.Server, func(), error) {
+// controlBind is the control API's address.
+func controlBind(cfg *config.Config) string {
+	if cfg.Control == nil || cfg.Control.Bind == "" {
+		return ":9443"
+	}
+	return cfg.Control.Bind
+}
 
+// startControl starts the control API when the config has one, on a socket
+// from b. The returned stop function shuts it down; it is a no-op without
+// one, and the listener is nil.
+func startControl(ctx context.Context, cfg *config.Config, committed uint64, mgrs *managers, plane *dataplane.Plane, mx *metrics.Metrics, log *slog.Logger, b binder) (*mtlsctl.Server, net.Listener, func(), error) {
 	if cfg.Control == nil {
-		return nil, func() {}, nil
+		return nil, nil, func() {}, nil
 	}
 	c := *cfg.Control
 	if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("control.state_dir: %w", err)
+		return nil, nil, nil, fmt.Errorf("control.state_dir: %w", err)
 	}
 	opts := mtlsctl.Options{
 		Control: c, Certs: mgrs.registry, Plane: planeAdapter{plane}, Config: cfg, Version: committed,
@@ -95,16 +103,16 @@ func startControl(ctx context.Context, cfg *config.Config, committed uint64, mgr
 	// as the data plane's CRLs do. Other schemes go to the shared managers.
 	trustFiles, err := file.New(file.Options{Logger: log.With("component", "control-trust")})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	opts.Trust, opts.TrustWatcher = mgrs.registry.With("file", trustFiles), trustFiles
 	if r := c.Renew; r != nil && r.VaultRole != "" {
 		if mgrs.vault == nil {
-			return nil, nil, fmt.Errorf("control.renew.vault_role needs a vault section")
+			return nil, nil, nil, fmt.Errorf("control.renew.vault_role needs a vault section")
 		}
 		signer, err := mgrs.vault.Signer(r.VaultRole)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		opts.Signer = signer
 	} else if r != nil {
@@ -112,7 +120,7 @@ func startControl(ctx context.Context, cfg *config.Config, committed uint64, mgr
 		if r.PassphraseFile != "" {
 			p, err := os.ReadFile(r.PassphraseFile)
 			if err != nil {
-				return nil, nil, fmt.Errorf("control.renew.passphrase_file: %w", err)
+				return nil, nil, nil, fmt.Errorf("control.renew.passphrase_file: %w", err)
 			}
 			pass = bytes.TrimRight(p, "\r\n")
 		}
@@ -120,15 +128,12 @@ func startControl(ctx context.Context, cfg *config.Config, committed uint64, mgr
 	}
 	srv, err := mtlsctl.New(ctx, opts)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	bind := c.Bind
-	if bind == "" {
-		bind = ":9443"
-	}
-	ln, err := net.Listen("tcp", bind)
+	bind := controlBind(cfg)
+	ln, err := b.listen(sockControl, bind)
 	if err != nil {
-		return nil, nil, fmt.Errorf("control.bind %s: %w", bind, err)
+		return nil, nil, nil, fmt.Errorf("control.bind %s: %w", bind, err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 3)
@@ -145,5 +150,5 @@ func startControl(ctx context.Context, cfg *config.Config, committed uint64, mgr
 		<-done
 		<-done
 	}
-	return srv, stop, nil
+	return srv, ln, stop, nil
 }

@@ -21,26 +21,44 @@ import (
 	"github.com/terminator-proxy/terminator/config"
 	"github.com/terminator-proxy/terminator/dataplane"
 	"github.com/terminator-proxy/terminator/metrics"
+	"github.com/terminator-proxy/terminator/upgrade"
 )
 
 func newServeCmd() *cobra.Command {
-	var path string
-	var drain time.Duration
+	var path, pidfile string
+	var drain, upTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the proxy",
 		Long: `Run the proxy with the configuration file. SIGHUP reloads it (an invalid one is
 refused and the old one keeps serving); SIGTERM or SIGINT stop accepting and
-finish requests in flight within --drain-timeout.`,
+finish requests in flight within --drain-timeout.
+
+SIGUSR2 upgrades the binary without closing a listening socket: the binary
+now at the path this one was started from is started with the same
+arguments, inherits every listening socket, the session-ticket keys and the
+member health, and once it serves, this process stops accepting and drains.
+If the new binary fails to start or is not ready within --upgrade-timeout,
+it is stopped and this process serves on.`,
 		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error { return status(cmdServe(path, drain)) },
+		RunE: func(*cobra.Command, []string) error { return status(cmdServe(path, pidfile, drain, upTimeout)) },
 	}
 	cmd.Flags().StringVar(&path, "config", "/etc/terminator/terminator.yaml", "config file (YAML or JSON)")
 	cmd.Flags().DurationVar(&drain, "drain-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
+	cmd.Flags().DurationVar(&upTimeout, "upgrade-timeout", time.Minute, "how long SIGUSR2's new binary may take to serve")
+	cmd.Flags().StringVar(&pidfile, "pidfile", "", "write the serving process's id here once it serves (terminator upgrade reads it)")
 	return cmd
 }
 
-func cmdServe(path string, drain time.Duration) int {
+func cmdServe(path, pidfile string, drain, upTimeout time.Duration) int {
+	// The path is read now: once a package upgrade replaced the binary,
+	// /proc/self/exe names the deleted old one.
+	exe, exeErr := os.Executable()
+	inh, err := upgrade.Inherited()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "terminator:", err)
+		return 1
+	}
 	cfg, warnings, err := config.Load(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "terminator:", err)
@@ -50,10 +68,15 @@ func cmdServe(path string, drain time.Duration) int {
 	for _, w := range warnings {
 		log.Warn("configuration warning", "path", w.Path, "problem", w.Message)
 	}
+	if exeErr != nil {
+		log.Warn("binary upgrades (SIGUSR2) are unavailable: the binary's path is unknown", "err", exeErr)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	err = serve(ctx, serveOptions{
 		cfg: cfg, log: log, drain: drain,
+		bind:    binder{inh},
+		upgrade: upgrader{exe: exe, args: os.Args[1:], timeout: upTimeout, pidfile: pidfile},
 		load: func() (*config.Config, error) {
 			c, ws, err := config.Load(path)
 			for _, w := range ws {
@@ -76,6 +99,9 @@ type serveOptions struct {
 	drain time.Duration
 	// onReady, if set, is called with the plane once it serves.
 	onReady func(*dataplane.Plane)
+	// bind binds sockets, inherited ones first; upgrade hands them over.
+	bind    binder
+	upgrade upgrader
 }
 
 // serve runs terminator until ctx is done (SIGTERM), then drains for at
@@ -89,6 +115,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	sd := notifier{o.log}
 	var plane *dataplane.Plane
 	plane = dataplane.New(dataplane.Options{Certs: mgrs.registry, Logger: o.log, Metrics: mx, DrainTimeout: o.drain,
+		Listen: func(_, addr string) (net.Listener, error) { return o.bind.listen(sockData, addr) },
 		OnReload: func(err error) {
 			if err != nil {
 				sd.ready("reload refused, the previous configuration keeps serving: " + firstLine(err.Error()))
@@ -96,6 +123,10 @@ func serve(ctx context.Context, o serveOptions) error {
 			}
 			sd.ready(servingStatus(plane))
 		}})
+	if err := o.bind.adopt(plane); err != nil {
+		return err
+	}
+	handOff := map[string]net.Listener{} // the sockets a binary upgrade hands over besides the plane's
 
 	var draining atomic.Bool
 	ready := func() error {
@@ -116,10 +147,11 @@ func serve(ctx context.Context, o serveOptions) error {
 
 	var adminSrv *http.Server
 	if o.cfg.Admin.Bind != "" {
-		ln, err := net.Listen("tcp", o.cfg.Admin.Bind)
+		ln, err := o.bind.listen(sockAdmin, o.cfg.Admin.Bind)
 		if err != nil {
 			return fmt.Errorf("admin.bind %s: %w", o.cfg.Admin.Bind, err)
 		}
+		handOff[sockAdmin+" "+o.cfg.Admin.Bind] = ln
 		adminSrv = &http.Server{Handler: admin.Handler(mx.Registry, ready, o.cfg.Admin.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = adminSrv.Serve(ln) }()
@@ -135,11 +167,17 @@ func serve(ctx context.Context, o serveOptions) error {
 		printProblemsTo(o.log, err)
 		return fmt.Errorf("initial configuration could not be served")
 	}
-	ctl, stopControl, err := startControl(ctx, cfg, version, mgrs, plane, mx, o.log)
+	ctl, ctlLn, stopControl, err := startControl(ctx, cfg, version, mgrs, plane, mx, o.log, o.bind)
 	if err != nil {
 		return err
 	}
 	defer stopControl()
+	if ctlLn != nil {
+		handOff[sockControl+" "+controlBind(cfg)] = ctlLn
+	}
+	if err := o.bind.serving(o.log); err != nil {
+		return err
+	}
 	load := o.load
 	if ctl != nil {
 		load = func() (*config.Config, error) {
@@ -154,6 +192,11 @@ func serve(ctx context.Context, o serveOptions) error {
 		o.onReady(plane)
 	}
 	sd.ready(servingStatus(plane)) // every listener is bound, the first snapshot applied
+	if pf := o.upgrade.pidfile; pf != "" {
+		if err := writePidfile(pf, os.Getpid()); err != nil {
+			return err
+		}
+	}
 	wg.Add(1)
 	go func() { defer wg.Done(); sd.watchdog(bg, ready) }()
 
@@ -184,8 +227,35 @@ func serve(ctx context.Context, o serveOptions) error {
 		plane.Run(bg, load, reload, mgrs.registry.Watchers())
 	}()
 
-	<-ctx.Done()
-	sd.stopping()
+	handedOver := make(chan struct{})
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-usr2:
+				o.log.Info("SIGUSR2: upgrading the binary", "binary", o.upgrade.exe)
+				if _, err := o.upgrade.handOver(ctx, plane, handOff, sd, o.log, mx); err == nil {
+					close(handedOver)
+					return
+				}
+			}
+		}
+	}()
+
+	select {
+	case <-ctx.Done():
+		sd.stopping()
+		if pf := o.upgrade.pidfile; pf != "" {
+			defer removePidfile(pf, os.Getpid())
+		}
+	case <-handedOver: // the successor is the main process and owns the pidfile now
+	}
 	draining.Store(true)
 	o.log.Info("shutting down: draining requests in flight", "timeout", o.drain)
 	sctx, cancel := context.WithTimeout(context.Background(), o.drain)

@@ -23,6 +23,12 @@ type Load struct {
 // Odd workers speak HTTP/2; worker 0 opens a new connection (a new
 // handshake) every newConnEvery requests.
 func StartLoad(roots *x509.CertPool, url, serverName string, workers, newConnEvery int) *Load {
+	return StartLoadChecked(roots, url, serverName, workers, newConnEvery, nil)
+}
+
+// StartLoadChecked is StartLoad with check, if set, judging every 200
+// answer's body too.
+func StartLoadChecked(roots *x509.CertPool, url, serverName string, workers, newConnEvery int, check func(body []byte) error) *Load {
 	l := &Load{stop: make(chan struct{})}
 	for i := range workers {
 		l.wg.Add(1)
@@ -41,10 +47,15 @@ func StartLoad(roots *x509.CertPool, url, serverName string, workers, newConnEve
 				}
 				resp, err := c.Get(url)
 				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
+					var body []byte
+					body, err = io.ReadAll(resp.Body)
 					resp.Body.Close()
-					if err == nil && resp.StatusCode != 200 {
+					switch {
+					case err != nil:
+					case resp.StatusCode != 200:
 						err = fmt.Errorf("status %d", resp.StatusCode)
+					case check != nil:
+						err = check(body)
 					}
 				}
 				if err != nil {
