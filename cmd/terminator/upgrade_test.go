@@ -204,10 +204,12 @@ pools:
 	}
 }
 
-// notifySocket is systemd's end of NOTIFY_SOCKET.
+// notifySocket is systemd's end of NOTIFY_SOCKET. Like systemd it reads
+// every message as it comes: a sender blocks once max_dgram_qlen
+// datagrams wait unread.
 type notifySocket struct {
 	path string
-	conn *net.UnixConn
+	msgs chan string
 }
 
 func listenNotify(t *testing.T, path string) *notifySocket {
@@ -215,8 +217,24 @@ func listenNotify(t *testing.T, path string) *notifySocket {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	return &notifySocket{path: path, conn: conn}
+	s := &notifySocket{path: path, msgs: make(chan string, 4096)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			select {
+			case s.msgs <- string(buf[:n]):
+			default: // a test that stopped listening
+			}
+		}
+	}()
+	t.Cleanup(func() { conn.Close(); <-done })
+	return s
 }
 
 // next returns the next message containing want (or any of anyOf),
@@ -226,17 +244,17 @@ func (s *notifySocket) next(t *testing.T, want string, within time.Duration, any
 	if want != "" {
 		anyOf = append(anyOf, want)
 	}
-	buf := make([]byte, 4096)
-	s.conn.SetReadDeadline(time.Now().Add(within))
+	timeout := time.After(within)
 	for {
-		n, err := s.conn.Read(buf)
-		if err != nil {
-			t.Fatalf("waiting for %q from terminator: %v", anyOf, err)
-		}
-		for _, w := range anyOf {
-			if strings.Contains(string(buf[:n]), w) {
-				return string(buf[:n])
+		select {
+		case msg := <-s.msgs:
+			for _, w := range anyOf {
+				if strings.Contains(msg, w) {
+					return msg
+				}
 			}
+		case <-timeout:
+			t.Fatalf("waiting %v for %q from terminator", within, anyOf)
 		}
 	}
 }
