@@ -113,8 +113,17 @@ func TestProblemsNamePaths(t *testing.T) {
 			[]string{"listeners[1].bind: address :80 is already bound by listeners[0]"}},
 		{"bad member", "listeners: [{name: a, protocol: HTTP, bind: ':80'}]\npools: [{name: p, members: [{address: example.com, protocol_port: 0, weight: 300}]}]",
 			[]string{"pools[0].members[0].address: must be an IP address", "pools[0].members[0].protocol_port: must be 1-65535", "pools[0].members[0].weight: must be 0-256"}},
-		{"unsupported protocol", "listeners: [{name: a, protocol: UDP, bind: ':53'}]",
-			[]string{"listeners[0].protocol: UDP listeners are not supported"}},
+		{"unsupported protocol", "listeners: [{name: a, protocol: SCTP, bind: ':53'}]",
+			[]string{"listeners[0].protocol: SCTP listeners are not supported: terminator has no SCTP data path"}},
+		{"UDP mismatches", "listeners: [{name: a, protocol: UDP, bind: ':53', default_pool: web, insert_headers: {X-Forwarded-For: 'true'}, proxy_protocol_from: [10.0.0.0/8]}, {name: b, protocol: HTTP, bind: ':80', default_pool: dns}]\n" +
+			"pools: [{name: web, protocol: HTTP}, {name: dns, protocol: UDP, session_persistence: {type: APP_COOKIE, cookie_name: x, persistence_granularity: 255.0.255.0, persistence_timeout: -1}, healthmonitor: {type: TLS-HELLO, delay: 1, timeout: 1, max_retries: 1}}, {name: tcp, protocol: TCP, healthmonitor: {type: UDP-CONNECT, delay: 1, timeout: 1, max_retries: 1}}]",
+			[]string{"listeners[0].default_pool: a HTTP pool cannot serve a UDP listener", "listeners[0].insert_headers: is only allowed on HTTP and TERMINATED_HTTPS listeners",
+				"listeners[0].proxy_protocol_from: is only for TCP-based listeners", "listeners[1].default_pool: a UDP pool cannot serve a HTTP listener",
+				`pools[1].session_persistence.type: a UDP pool persists by SOURCE_IP only, not "APP_COOKIE"`, "pools[1].session_persistence.cookie_name: is only allowed with APP_COOKIE",
+				"pools[1].session_persistence.persistence_timeout: must be between 0 and 86400 seconds, not -1",
+				"pools[1].session_persistence.persistence_granularity: netmask 255.0.255.0 is not contiguous",
+				`pools[1].healthmonitor.type: a UDP pool is checked with UDP-CONNECT, TCP or HTTP, not "TLS-HELLO"`,
+				"pools[2].healthmonitor.type: UDP-CONNECT monitors are for UDP and SCTP pools"}},
 		{"timeout range", "listeners: [{name: a, protocol: HTTP, bind: ':80', timeout_client_data: -5}]",
 			[]string{"listeners[0].timeout_client_data: must be between 0 and 2073600000 ms"}},
 		{"bad CIDR", "listeners: [{name: a, protocol: HTTP, bind: ':80', allowed_cidrs: [10.0.0.0/8, 10.0.0.300/32]}]",
@@ -247,5 +256,33 @@ func TestDefaultCiphersAgainstOctavia(t *testing.T) {
 	}
 	if !strings.Contains(string(readme), "differs from Octavia's default_listener_ciphers") {
 		t.Fatal("README does not document the difference from Octavia's cipher list")
+	}
+}
+
+// TestUDPListener: a UDP listener with Octavia's UDP pool fields is
+// accepted, and persistence_granularity reads as keepalived reads it.
+func TestUDPListener(t *testing.T) {
+	cfg, warns, err := config.Parse([]byte(`listeners: [{name: dns, protocol: UDP, bind: "127.0.0.1:5353", default_pool: dns, connection_limit: 100}]
+pools: [{name: dns, protocol: UDP, lb_algorithm: SOURCE_IP, session_persistence: {type: SOURCE_IP, persistence_timeout: 60, persistence_granularity: 255.255.255.0},
+  healthmonitor: {type: UDP-CONNECT, delay: 1, timeout: 1, max_retries: 2},
+  members: [{address: 127.0.0.1, protocol_port: 5301}, {address: "::1", protocol_port: 5302}]}]`))
+	if err != nil || len(warns) != 0 {
+		t.Fatalf("%v %v", warns, err)
+	}
+	if cfg.Listeners[0].Protocol != config.ProtocolUDP || *cfg.Pools[0].SessionPersistence.PersistenceTimeout != 60 {
+		t.Fatalf("%+v", cfg.Listeners[0])
+	}
+	for in, want := range map[string]config.Granularity{
+		"": {V4: 32, V6: 128}, "255.255.255.255": {V4: 32, V6: 128}, "255.255.255.0": {V4: 24, V6: 128},
+		"0.0.0.0": {V4: 0, V6: 128}, "64": {V4: 32, V6: 64}, "16": {V4: 16, V6: 16},
+	} {
+		if got, err := config.ParseGranularity(in); err != nil || got != want {
+			t.Errorf("ParseGranularity(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"255.0.255.0", "129", "-1", "::ffff", "mask"} {
+		if _, err := config.ParseGranularity(bad); err == nil {
+			t.Errorf("ParseGranularity(%q) accepted", bad)
+		}
 	}
 }

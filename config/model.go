@@ -14,6 +14,9 @@ const (
 	// ProtocolPrometheus serves terminator's metrics (GET /metrics), with
 	// haproxy's exporter names beside them.
 	ProtocolPrometheus = "PROMETHEUS"
+	// ProtocolUDP relays datagrams per client flow, as keepalived's LVS
+	// does on an amphora.
+	ProtocolUDP = "UDP"
 
 	ClientAuthNone      = "NONE"
 	ClientAuthOptional  = "OPTIONAL"

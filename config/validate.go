@@ -84,13 +84,17 @@ func (c *Config) Validate() (warnings Problems, err error) {
 			if k > 0 {
 				field = fmt.Sprintf("additional_binds[%d]", k-1)
 			}
-			if j, dup := binds[b]; dup && b != "" {
+			key := b
+			if l.Protocol == ProtocolUDP { // UDP and TCP may share a port (DNS)
+				key = "udp " + b
+			}
+			if j, dup := binds[key]; dup && b != "" {
 				v.errorf(at("listeners", i, field), "address %s is already bound by listeners[%d]", b, j)
 			}
 			if k > 0 {
 				checkBind(&v, at("listeners", i, field), b)
 			}
-			binds[b] = i
+			binds[key] = i
 		}
 	}
 	if len(v.errs) > 0 {
@@ -107,18 +111,18 @@ func (c *Config) validateListener(v *collector, i int, l *Listener) {
 	checkLen(v, p("name"), l.Name)
 	checkLen(v, p("description"), l.Description)
 	switch l.Protocol {
-	case ProtocolHTTP, ProtocolTerminatedHTTPS, ProtocolTCP, ProtocolHTTPS, ProtocolPrometheus:
+	case ProtocolHTTP, ProtocolTerminatedHTTPS, ProtocolTCP, ProtocolHTTPS, ProtocolPrometheus, ProtocolUDP:
 	case "":
-		v.errorf(p("protocol"), "is required (HTTP, TERMINATED_HTTPS, TCP, HTTPS or PROMETHEUS)")
-	case "UDP", "SCTP":
-		v.errorf(p("protocol"), "%s listeners are not supported yet; terminator serves HTTP, TERMINATED_HTTPS, TCP, HTTPS (pass-through) and PROMETHEUS", l.Protocol)
+		v.errorf(p("protocol"), "is required (HTTP, TERMINATED_HTTPS, TCP, HTTPS, UDP or PROMETHEUS)")
+	case "SCTP":
+		v.errorf(p("protocol"), "SCTP listeners are not supported: terminator has no SCTP data path; it serves HTTP, TERMINATED_HTTPS, TCP, HTTPS (pass-through), UDP and PROMETHEUS")
 	default:
-		v.errorf(p("protocol"), "unknown protocol %q (want HTTP, TERMINATED_HTTPS, TCP, HTTPS or PROMETHEUS)", l.Protocol)
+		v.errorf(p("protocol"), "unknown protocol %q (want HTTP, TERMINATED_HTTPS, TCP, HTTPS, UDP or PROMETHEUS)", l.Protocol)
 	}
 	if l.Protocol == ProtocolPrometheus && (l.PoolRef() != "" || len(l.L7Policies) > 0) {
 		v.errorf(p("default_pool"), "a PROMETHEUS listener serves terminator's metrics and takes no pool or L7 policy")
 	}
-	if l.Layer4() {
+	if l.Layer4() || l.Protocol == ProtocolUDP {
 		layer7 := []struct {
 			field string
 			set   bool
@@ -128,6 +132,9 @@ func (c *Config) validateListener(v *collector, i int, l *Listener) {
 				v.errorf(p(f.field), "is only allowed on HTTP and TERMINATED_HTTPS listeners (%s listeners relay bytes)", l.Protocol)
 			}
 		}
+	}
+	if l.Protocol == ProtocolUDP && len(l.ProxyProtocolFrom) > 0 {
+		v.errorf(p("proxy_protocol_from"), "is only for TCP-based listeners: a UDP datagram carries no PROXY header")
 	}
 	if l.Bind == "" {
 		v.errorf(p("bind"), "is required (host:port)")
@@ -302,9 +309,9 @@ func (c *Config) validatePools(v *collector) {
 		}
 		checkLen(v, p("name"), pl.Name)
 		switch pl.Protocol {
-		case ProtocolHTTP, "PROXY", "PROXYV2", ProtocolTCP, ProtocolHTTPS:
-		case "UDP", "SCTP":
-			v.errorf(p("protocol"), "%s pools are not supported yet", pl.Protocol)
+		case ProtocolHTTP, "PROXY", "PROXYV2", ProtocolTCP, ProtocolHTTPS, ProtocolUDP:
+		case "SCTP":
+			v.errorf(p("protocol"), "SCTP pools are not supported: terminator has no SCTP data path")
 		default:
 			v.errorf(p("protocol"), "unknown pool protocol %q", pl.Protocol)
 		}
@@ -316,10 +323,12 @@ func (c *Config) validatePools(v *collector) {
 			v.errorf(p("lb_algorithm"), "unknown algorithm %q", pl.LBAlgorithm)
 		}
 		if pl.HealthMonitor != nil {
-			validateMonitor(v, p("healthmonitor"), pl.HealthMonitor)
+			validateMonitor(v, p("healthmonitor"), pl.HealthMonitor, pl.Protocol == ProtocolUDP)
 		}
 		validatePoolTLS(v, p, pl)
-		if sp := pl.SessionPersistence; sp != nil {
+		if sp := pl.SessionPersistence; sp != nil && pl.Protocol == ProtocolUDP {
+			validateUDPPersistence(v, p("session_persistence"), sp)
+		} else if sp != nil {
 			switch sp.Type {
 			case "SOURCE_IP", "HTTP_COOKIE":
 				if sp.CookieName != "" {
@@ -463,14 +472,21 @@ func validateControl(v *collector, c *Control) {
 
 var expectedCodes = regexp.MustCompile(`^(\d{3}(\s*,\s*\d{3})*)$|^(\d{3}-\d{3})$`)
 
-func validateMonitor(v *collector, path string, hm *HealthMonitor) {
+func validateMonitor(v *collector, path string, hm *HealthMonitor, udp bool) {
 	http := hm.Type == "HTTP" || hm.Type == "HTTPS"
-	switch hm.Type {
-	case "HTTP", "HTTPS", "TCP", "TLS-HELLO", "PING":
-	case "UDP-CONNECT", "SCTP":
-		v.errorf(path+".type", "%s monitors are for UDP/SCTP pools, which terminator does not serve", hm.Type)
+	switch {
+	case udp && (hm.Type == "UDP-CONNECT" || hm.Type == "TCP" || hm.Type == "HTTP"):
+		// what Octavia's keepalived-LVS template checks UDP members with
+	case udp:
+		v.errorf(path+".type", "a UDP pool is checked with UDP-CONNECT, TCP or HTTP, not %q", hm.Type)
+	case hm.Type == "HTTP" || hm.Type == "HTTPS" || hm.Type == "TCP" || hm.Type == "TLS-HELLO" || hm.Type == "PING":
+	case hm.Type == "UDP-CONNECT" || hm.Type == "SCTP":
+		v.errorf(path+".type", "%s monitors are for UDP and SCTP pools", hm.Type)
 	default:
 		v.errorf(path+".type", "must be HTTP, HTTPS, TCP, TLS-HELLO or PING, not %q", hm.Type)
+	}
+	if udp && hm.Type == "HTTP" && hm.HTTPMethod != "" && hm.HTTPMethod != "GET" {
+		v.errorf(path+".http_method", "a UDP pool's HTTP monitor sends GET (keepalived's HTTP_GET), not %s", hm.HTTPMethod)
 	}
 	if hm.Delay < 1 {
 		v.errorf(path+".delay", "must be at least 1 second")
@@ -649,6 +665,30 @@ func poolFitsListener(listener, pool string) bool {
 		ProtocolHTTP:            {ProtocolHTTP, "PROXY", "PROXYV2"},
 		ProtocolHTTPS:           {ProtocolHTTPS, "PROXY", "PROXYV2", ProtocolTCP},
 		ProtocolTCP:             {ProtocolHTTP, ProtocolHTTPS, "PROXY", "PROXYV2", ProtocolTCP},
+		ProtocolUDP:             {ProtocolUDP},
 	}
 	return pool == "" || slices.Contains(ok[listener], pool)
 }
+
+// validateUDPPersistence checks a UDP pool's session persistence: SOURCE_IP
+// only (the IPVS persistence Octavia configures), its timeout in seconds
+// and its granularity, an IPv4 netmask or a prefix length.
+func validateUDPPersistence(v *collector, path string, sp *SessionPersistence) {
+	if sp.Type != "SOURCE_IP" {
+		v.errorf(path+".type", "a UDP pool persists by SOURCE_IP only, not %q", sp.Type)
+	}
+	if sp.CookieName != "" {
+		v.errorf(path+".cookie_name", "is only allowed with APP_COOKIE")
+	}
+	if t := sp.PersistenceTimeout; t != nil && (*t < 0 || *t > maxPersistenceTimeout) {
+		v.errorf(path+".persistence_timeout", "must be between 0 and %d seconds, not %d", maxPersistenceTimeout, *t)
+	}
+	if g := sp.PersistenceGranularity; g != "" {
+		if _, err := ParseGranularity(g); err != nil {
+			v.errorf(path+".persistence_granularity", "%v", err)
+		}
+	}
+}
+
+// maxPersistenceTimeout bounds persistence_timeout (a day).
+const maxPersistenceTimeout = 86400

@@ -25,6 +25,7 @@ type Snapshot struct {
 	Generation uint64
 	Config     *config.Config
 	Listeners  []ListenerSnapshot
+	UDP        []UDPSnapshot // UDP listeners, served by udprelay
 	// Warnings are problems that do not stop serving (expired
 	// certificates, ignored ciphers); they are logged loudly at apply.
 	Warnings config.Problems
@@ -62,6 +63,13 @@ func build(ctx context.Context, cfg *config.Config, mgr certs.Manager, states *p
 	for i := range cfg.Listeners {
 		l := &cfg.Listeners[i]
 		if !l.Enabled() {
+			continue
+		}
+		if l.Protocol == config.ProtocolUDP {
+			spec := udpListener(l, cfg, states)
+			for _, bind := range append([]string{l.Bind}, l.AdditionalBinds...) {
+				snap.UDP = append(snap.UDP, UDPSnapshot{Key: l.Key(), Bind: bind, Spec: spec})
+			}
 			continue
 		}
 		ls, ok := b.listener(i, l, cfg, pools, now)

@@ -34,21 +34,32 @@ func (p *Plane) Handover() Handover {
 	return Handover{TicketKeys: keys, States: p.states.Export()}
 }
 
-// ListenerFiles returns duplicates of every listening socket, by the bind
-// address the configuration names; the caller closes them.
+// ListenerFiles returns duplicates of every listening socket, named
+// "tcp <bind>" or "udp <bind>" by the bind address the configuration
+// names; the caller closes them.
 func (p *Plane) ListenerFiles() (map[string]*os.File, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := map[string]*os.File{}
+	fail := func(name string, err error) (map[string]*os.File, error) {
+		for _, f := range out {
+			f.Close()
+		}
+		return nil, fmt.Errorf("listener %s: %w", name, err)
+	}
 	for bind, l := range p.listeners {
 		f, err := l.File()
 		if err != nil {
-			for _, f := range out {
-				f.Close()
-			}
-			return nil, fmt.Errorf("listener %s: %w", bind, err)
+			return fail(bind, err)
 		}
-		out[bind] = f
+		out["tcp "+bind] = f
+	}
+	for bind, r := range p.relays {
+		f, err := r.File()
+		if err != nil {
+			return fail(bind, err)
+		}
+		out["udp "+bind] = f
 	}
 	return out, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/terminator-proxy/terminator/config"
 	"github.com/terminator-proxy/terminator/metrics"
 	"github.com/terminator-proxy/terminator/proxy"
+	"github.com/terminator-proxy/terminator/udprelay"
 )
 
 // Options configure a Plane.
@@ -24,8 +25,10 @@ type Options struct {
 	// DrainTimeout bounds how long a removed listener (or, at Shutdown,
 	// every listener) may take to finish its requests. Default 30s.
 	DrainTimeout time.Duration
-	// Listen binds sockets; default net.Listen.
-	Listen func(network, addr string) (net.Listener, error)
+	// Listen binds sockets; default net.Listen. ListenPacket binds the
+	// sockets of UDP listeners; default net.ListenPacket.
+	Listen       func(network, addr string) (net.Listener, error)
+	ListenPacket func(network, addr string) (net.PacketConn, error)
 	// Dial opens member and health-check connections with d's settings;
 	// default d.DialContext. Listen and Dial together put the data plane
 	// in another network namespace (the amphora's).
@@ -47,7 +50,8 @@ type Plane struct {
 
 	mu        sync.Mutex // serialises Apply and Shutdown; guards the fields below
 	listeners map[string]*proxy.Listener
-	tickets   [][32]byte // from tls.session_ticket_keys_file; nil without one
+	relays    map[string]*udprelay.Relay // UDP listeners by bind
+	tickets   [][32]byte                 // from tls.session_ticket_keys_file; nil without one
 	// autoTickets seal tickets when no key file is configured: made here,
 	// rotated by Run, and carried over by a binary upgrade (Handover).
 	autoTickets [][32]byte
@@ -68,6 +72,9 @@ func New(o Options) *Plane {
 	if o.Listen == nil {
 		o.Listen = net.Listen
 	}
+	if o.ListenPacket == nil {
+		o.ListenPacket = net.ListenPacket
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -79,6 +86,7 @@ func New(o Options) *Plane {
 		forwarder:   proxy.NewForwarder(proxy.ForwarderOptions{Logger: o.Logger, Dial: o.Dial}),
 		states:      proxy.NewStates(),
 		listeners:   map[string]*proxy.Listener{},
+		relays:      map[string]*udprelay.Relay{},
 		autoTickets: [][32]byte{newTicketKey()},
 	}
 }
@@ -146,6 +154,13 @@ func (p *Plane) apply(ctx context.Context, cfg *config.Config) error {
 		}
 		fresh[ls.Bind] = ln
 	}
+	freshUDP, err := p.bindUDP(snap)
+	if err != nil {
+		for _, f := range fresh {
+			f.Close()
+		}
+		return err
+	}
 	p.gen++
 	snap.Generation = p.gen
 	keep := map[string]bool{}
@@ -184,6 +199,7 @@ func (p *Plane) apply(ctx context.Context, cfg *config.Config) error {
 			}
 		}()
 	}
+	p.switchUDP(snap, freshUDP)
 	p.tickets = tickets
 	p.current.Store(snap)
 	p.states.Retain(memberAddrs(cfg))
@@ -221,7 +237,7 @@ func (p *Plane) publish(snap *Snapshot) {
 	for _, w := range snap.Warnings {
 		p.opts.Logger.Warn("configuration warning", "path", w.Path, "problem", w.Message)
 	}
-	p.opts.Logger.Info("snapshot applied", "generation", snap.Generation, "listeners", len(snap.Listeners))
+	p.opts.Logger.Info("snapshot applied", "generation", snap.Generation, "listeners", len(snap.Listeners), "udp_listeners", len(snap.UDP))
 }
 
 // Shutdown stops accepting on every listener and waits, at most until ctx is
@@ -231,6 +247,12 @@ func (p *Plane) Shutdown(ctx context.Context) error {
 	p.closed = true
 	ls := p.listeners
 	p.listeners = map[string]*proxy.Listener{}
+	for bind, r := range p.relays {
+		if err := r.Close(); err != nil {
+			p.opts.Logger.Warn("closing a UDP listener", "bind", bind, "err", err)
+		}
+	}
+	p.relays = map[string]*udprelay.Relay{}
 	if p.checks != nil {
 		p.checks.cancel()
 		p.draining.Add(1)

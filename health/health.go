@@ -1,12 +1,14 @@
 // Package health probes pool members the way Octavia's health monitors
-// (haproxy checks) do: TCP connect, TLS handshake (TLS-HELLO), or an HTTP
-// or HTTPS request whose status must be among the expected codes.
+// (haproxy checks) do: TCP connect, TLS handshake (TLS-HELLO), an HTTP or
+// HTTPS request whose status must be among the expected codes, or for UDP
+// pools UDP-CONNECT, a datagram that must not be refused.
 package health
 
 import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,7 +19,7 @@ import (
 
 // Probe describes one kind of check. It is immutable once built.
 type Probe struct {
-	Type    string // HTTP, HTTPS, TCP, TLS-HELLO (PING is checked as TCP)
+	Type    string // HTTP, HTTPS, TCP, TLS-HELLO, UDP-CONNECT (PING is checked as TCP)
 	Method  string
 	Path    string
 	Version string // "1.0" or "1.1"
@@ -80,6 +82,9 @@ func (p *Probe) Check(ctx context.Context, addr string) error {
 			return d.DialContext(ctx, network, addr)
 		}
 	}
+	if p.Type == "UDP-CONNECT" {
+		return p.udpConnect(ctx, dial, addr)
+	}
 	conn, err := dial(ctx, &d, "tcp", addr)
 	if err != nil {
 		return err
@@ -128,4 +133,34 @@ func (p *Probe) Check(ctx context.Context, addr string) error {
 		return fmt.Errorf("status %d is not expected", resp.StatusCode)
 	}
 	return nil
+}
+
+// udpWait is how long UDP-CONNECT waits for the ICMP error of a closed port
+// (Octavia's check script runs "nc -uzv -w1").
+const udpWait = time.Second
+
+// udpConnect sends one datagram, as nc -uz does: the member is down if the
+// port is refused (ICMP port unreachable), up if it answers or stays silent.
+func (p *Probe) udpConnect(ctx context.Context, dial func(context.Context, *net.Dialer, string, string) (net.Conn, error), addr string) error {
+	var d net.Dialer
+	conn, err := dial(ctx, &d, "udp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	wait := time.Now().Add(udpWait)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(wait) {
+		wait = dl
+	}
+	_ = conn.SetDeadline(wait)
+	if _, err := conn.Write([]byte("X")); err != nil {
+		return err
+	}
+	var buf [512]byte
+	_, err = conn.Read(buf[:])
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		return nil
+	}
+	return err
 }

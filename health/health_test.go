@@ -74,3 +74,54 @@ func TestProbes(t *testing.T) {
 		})
 	}
 }
+
+// TestUDPConnect: a listening UDP port, silent or answering, is up; a closed
+// one, whose ICMP port unreachable comes back at once, is down.
+func TestUDPConnect(t *testing.T) {
+	p, err := NewProbe("UDP-CONNECT", "", "", "", "", "", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	echo, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, from, err := echo.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			echo.WriteTo(buf[:n], from)
+		}
+	}()
+	closed, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	closedAddr := closed.LocalAddr().String()
+	closed.Close()
+
+	start := time.Now()
+	if err := p.Check(context.Background(), echo.LocalAddr().String()); err != nil {
+		t.Errorf("answering port: %v", err)
+	}
+	if d := time.Since(start); d >= udpWait {
+		t.Errorf("an answer was not taken: the probe waited %v", d)
+	}
+	if err := p.Check(context.Background(), silent.LocalAddr().String()); err != nil {
+		t.Errorf("silent port: %v", err)
+	}
+	start = time.Now()
+	err = p.Check(context.Background(), closedAddr)
+	if err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("closed port: %v", err)
+	}
+	if d := time.Since(start); d >= udpWait {
+		t.Errorf("the refusal was not taken: the probe waited %v", d)
+	}
+}

@@ -86,6 +86,25 @@ func (in *Inheritance) Listener(name string) (net.Listener, bool, error) {
 	return ln, true, nil
 }
 
+// PacketConn takes the inherited datagram socket of that name, if any;
+// each is taken once.
+func (in *Inheritance) PacketConn(name string) (net.PacketConn, bool, error) {
+	if in == nil {
+		return nil, false, nil
+	}
+	f, ok := in.files[name]
+	if !ok {
+		return nil, false, nil
+	}
+	delete(in.files, name)
+	pc, err := net.FilePacketConn(f)
+	f.Close()
+	if err != nil {
+		return nil, false, fmt.Errorf("upgrade: inherited socket %s: %w", name, err)
+	}
+	return pc, true, nil
+}
+
 // CloseUnused closes the inherited sockets nobody took (listeners the new
 // configuration no longer has), returning their names.
 func (in *Inheritance) CloseUnused() []string {

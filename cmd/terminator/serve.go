@@ -115,7 +115,8 @@ func serve(ctx context.Context, o serveOptions) error {
 	sd := notifier{o.log}
 	var plane *dataplane.Plane
 	plane = dataplane.New(dataplane.Options{Certs: mgrs.registry, Logger: o.log, Metrics: mx, DrainTimeout: o.drain,
-		Listen: func(_, addr string) (net.Listener, error) { return o.bind.listen(sockData, addr) },
+		Listen:       func(_, addr string) (net.Listener, error) { return o.bind.listen(sockData, addr) },
+		ListenPacket: func(_, addr string) (net.PacketConn, error) { return o.bind.listenPacket(addr) },
 		OnReload: func(err error) {
 			if err != nil {
 				sd.ready("reload refused, the previous configuration keeps serving: " + firstLine(err.Error()))
@@ -285,7 +286,7 @@ func servingStatus(p *dataplane.Plane) string {
 	if snap == nil {
 		return "no configuration applied"
 	}
-	return fmt.Sprintf("serving %d listener(s), configuration generation %d", len(snap.Listeners), snap.Generation)
+	return fmt.Sprintf("serving %d listener(s), configuration generation %d", len(snap.Listeners)+len(snap.UDP), snap.Generation)
 }
 
 func firstLine(s string) string {

@@ -14,9 +14,10 @@ import (
 	"github.com/terminator-proxy/terminator/upgrade"
 )
 
-// Socket kinds, the first word of a handed-over socket's name.
+// Socket kinds, the first words of a handed-over socket's name.
 const (
-	sockData    = "data"
+	sockData    = "data tcp" // the data plane's names are "tcp <bind>" and "udp <bind>"
+	sockDataUDP = "data udp"
 	sockAdmin   = "admin"
 	sockControl = "control"
 )
@@ -31,6 +32,14 @@ func (b binder) listen(kind, addr string) (net.Listener, error) {
 		return ln, err
 	}
 	return net.Listen("tcp", addr)
+}
+
+func (b binder) listenPacket(addr string) (net.PacketConn, error) {
+	pc, ok, err := b.inh.PacketConn(sockDataUDP + " " + addr)
+	if ok || err != nil {
+		return pc, err
+	}
+	return net.ListenPacket("udp", addr)
 }
 
 // adopt gives the plane the predecessor's ticket keys and member state.
@@ -104,8 +113,8 @@ func (u upgrader) start(ctx context.Context, plane *dataplane.Plane, others map[
 	if err != nil {
 		return 0, err
 	}
-	for bind, f := range data {
-		files[sockData+" "+bind] = f
+	for name, f := range data {
+		files["data "+name] = f
 	}
 	for name, ln := range others {
 		fl, ok := ln.(interface{ File() (*os.File, error) })

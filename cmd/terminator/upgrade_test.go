@@ -69,15 +69,19 @@ func TestBinaryUpgradeUnderLoad(t *testing.T) {
 	_, goodPort := tu.HostPort(t, good.URL)
 	_, sickPort := tu.HostPort(t, sick.URL)
 	bind, admin := freePort(t), freePort(t)
+	dns := tu.UDPEcho(t, "dns")
+	_, dnsPort, _ := net.SplitHostPort(dns.LocalAddr().String())
 	config := func(delay int) string {
 		return fmt.Sprintf(`admin: {bind: %q}
 listeners:
   - {name: web, protocol: TERMINATED_HTTPS, bind: %q, default_tls_container_ref: "file://%s/site.pem", default_pool: app}
+  - {name: dns, protocol: UDP, bind: %q, default_pool: dns}
 pools:
+  - {name: dns, protocol: UDP, members: [{address: 127.0.0.1, protocol_port: %s}]}
   - name: app
     members: [{name: good, address: 127.0.0.1, protocol_port: %s}, {name: sick, address: 127.0.0.1, protocol_port: %s}]
     healthmonitor: {type: HTTP, delay: %d, timeout: 1, max_retries: 2, max_retries_down: 1, url_path: /health, expected_codes: "200"}
-`, admin, bind, dir, goodPort, sickPort, delay)
+`, admin, bind, dir, bind, dnsPort, goodPort, sickPort, delay)
 	}
 	cfgPath := tu.WriteFile(t, dir, "t.yaml", []byte(config(1)))
 
@@ -112,7 +116,15 @@ pools:
 	// carried-over state they would take the sick member for UP.
 	tu.WriteAtomic(t, cfgPath, []byte(config(60)))
 
-	inode := listenInode(t, bind)
+	inode, udpInode := listenInode(t, "tcp", bind), listenInode(t, "udp", bind)
+	udpClient, err := net.Dial("udp", bind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udpClient.Close()
+	if got := tu.UDPAsk(t, udpClient, "before", 5); got != "dns" {
+		t.Fatalf("the UDP listener answered %q", got)
+	}
 	roots := tu.Pool(ca)
 	url := "https://" + bind + "/"
 	load := tu.StartLoadChecked(roots, url, "site.example", 4, 1, func(body []byte) error {
@@ -190,8 +202,14 @@ pools:
 		if !resumes() {
 			t.Fatalf("upgrade %d: a session ticket from before the upgrade did not resume", i+1)
 		}
-		if got := listenInode(t, bind); got != inode {
+		if got := listenInode(t, "tcp", bind); got != inode {
 			t.Fatalf("upgrade %d: the listening socket changed (inode %d, was %d)", i+1, got, inode)
+		}
+		if got := listenInode(t, "udp", bind); got != udpInode {
+			t.Fatalf("upgrade %d: the UDP socket changed (inode %d, was %d)", i+1, got, udpInode)
+		}
+		if got := tu.UDPAsk(t, udpClient, fmt.Sprintf("after%d", i), 5); got != "dns" {
+			t.Fatalf("upgrade %d: the UDP listener answered %q", i+1, got)
 		}
 	}
 	time.Sleep(time.Until(start.Add(20 * time.Second)))
@@ -285,12 +303,17 @@ func reap(t *testing.T, pid int, within time.Duration) {
 	}
 }
 
-// listenInode is the inode of the kernel socket listening on addr.
-func listenInode(t *testing.T, addr string) uint64 {
+// listenInode is the inode of the kernel socket bound to addr: a TCP
+// listener or an unconnected UDP socket.
+func listenInode(t *testing.T, proto, addr string) uint64 {
 	t.Helper()
 	_, port, _ := net.SplitHostPort(addr)
 	p, _ := strconv.Atoi(port)
-	f, err := os.Open("/proc/net/tcp")
+	state := "0A" // LISTEN
+	if proto == "udp" {
+		state = "07" // unconnected
+	}
+	f, err := os.Open("/proc/net/" + proto)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +321,7 @@ func listenInode(t *testing.T, addr string) uint64 {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fs := strings.Fields(sc.Text())
-		if len(fs) > 9 && fs[3] == "0A" && strings.HasSuffix(fs[1], fmt.Sprintf(":%04X", p)) {
+		if len(fs) > 9 && fs[3] == state && fs[2] == "00000000:0000" && strings.HasSuffix(fs[1], fmt.Sprintf(":%04X", p)) {
 			n, _ := strconv.ParseUint(fs[9], 10, 64)
 			return n
 		}
