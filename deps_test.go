@@ -25,6 +25,7 @@ func TestDependencyDirection(t *testing.T) {
 		"amphora/heartbeat":  {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config"},
 		"amphora/agentconf":  {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config"},
 		"amphora/haproxycfg": {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl"},
+		"amphora/lvscfg":     {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "udprelay"},
 		"amphora/agent":      {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl"},
 		"upgrade":            {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config", "certs"},
 		"udprelay":           {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config", "certs"},

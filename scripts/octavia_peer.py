@@ -23,9 +23,11 @@
 #       ({"call": METHOD, "args": [...]}, the amphora argument implied) and
 #       prints one JSON line each: {"ok": true, "result": …} or
 #       {"ok": false, "error": "<exception class>: <message>"}.
-#   scripts/octavia-peer render-lvs UDP|SCTP
+#   scripts/octavia-peer render-lvs UDP|SCTP|SPEC-JSON
 #       prints the keepalived LVS configuration Octavia's LvsJinjaTemplater renders
-#       for a sample listener of that protocol (its unit tests' sample)
+#       for a sample listener of that protocol (its unit tests' sample), or for
+#       SPEC {"listener": {keyword arguments of sample_listener_tuple}, "port": N,
+#       "lb_algorithm": ALGORITHM, "vip": IP, "members": ["IP:PORT", …]}.
 #   scripts/octavia-peer agent-conf AMPHORA_ID CONTROLLERS KEY [GROUP.OPTION=VALUE … | topology=ACTIVE_STANDBY]
 #       prints the amphora-agent.conf the controller renders for an amphora
 #       (AgentJinjaTemplater), CONTROLLERS being controller_ip_port_list,
@@ -89,13 +91,8 @@ def agent_conf(amphora_id, controllers, key, overrides=()):
     return 0
 
 
-def render(spec):
-    c = conf()
-    from octavia.common.jinja.haproxy.combined_listeners import jinja_cfg
-    from octavia.tests.unit.common.sample_configs import sample_configs_combined as s
-    spec = json.loads(spec)
-    if "base_cert_dir" in spec:  # the crt-list path comes from the controller's option
-        c.set_override("base_cert_dir", spec["base_cert_dir"], group="haproxy_amphora")
+def patch_addresses(s, spec):
+    """Make the samples use spec's "vip" and "members" addresses."""
     if "vip" in spec:
         vip, orig_vip = spec["vip"], s.sample_vip_tuple
         s.sample_vip_tuple = lambda ip_address=None, subnet_id="vip_subnet_uuid": orig_vip(vip, subnet_id)
@@ -107,6 +104,16 @@ def render(spec):
             ip, port = addrs[(int(id.rsplit("_", 1)[1]) - 1) % len(addrs)]
             return orig_member(id, ip, **kw)._replace(protocol_port=int(port))
         s.sample_member_tuple = member
+
+
+def render(spec):
+    c = conf()
+    from octavia.common.jinja.haproxy.combined_listeners import jinja_cfg
+    from octavia.tests.unit.common.sample_configs import sample_configs_combined as s
+    spec = json.loads(spec)
+    if "base_cert_dir" in spec:  # the crt-list path comes from the controller's option
+        c.set_override("base_cert_dir", spec["base_cert_dir"], group="haproxy_amphora")
+    patch_addresses(s, spec)
     listeners = []
     for kw in spec["listeners"]:
         port = kw.pop("port", None)  # the samples fix it by protocol
@@ -160,16 +167,26 @@ def client(address, amp_id, client_pem, server_ca):
     return 0
 
 
-def render_lvs(proto):
+def render_lvs(arg):
     """Print the keepalived LVS configuration Octavia's LvsJinjaTemplater
-    renders for a sample UDP or SCTP listener (its own unit tests' sample)."""
+    renders for a sample UDP or SCTP listener (its own unit tests' sample),
+    or for the listener a SPEC-JSON describes."""
     conf()
     from octavia.common.jinja.lvs import jinja_cfg
     from octavia.tests.unit.common.sample_configs import sample_configs_combined as s
-    monitor = {"UDP": "UDP-CONNECT", "SCTP": "SCTP"}[proto]
-    listener = s.sample_listener_tuple(proto=proto, monitor_proto=monitor, persistence_type="SOURCE_IP",
-                                       persistence_timeout=33, persistence_granularity="255.255.0.0",
-                                       connection_limit=98)
+    if arg in ("UDP", "SCTP"):
+        monitor = {"UDP": "UDP-CONNECT", "SCTP": "SCTP"}[arg]
+        spec = {"listener": dict(proto=arg, monitor_proto=monitor, persistence_type="SOURCE_IP",
+                                 persistence_timeout=33, persistence_granularity="255.255.0.0",
+                                 connection_limit=98)}
+    else:
+        spec = json.loads(arg)
+    patch_addresses(s, spec)
+    listener = s.sample_listener_tuple(**spec["listener"])
+    if "port" in spec:
+        listener = listener._replace(protocol_port=spec["port"])
+    if "lb_algorithm" in spec and listener.default_pool:
+        listener = listener._replace(default_pool=listener.default_pool._replace(lb_algorithm=spec["lb_algorithm"]))
     print(jinja_cfg.LvsJinjaTemplater().render_loadbalancer_obj(listener))
     return 0
 
