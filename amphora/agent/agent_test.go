@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -92,7 +93,7 @@ func (a *amphora) start(t *testing.T) {
 	a.plane.reg.Register("file", fm)
 	po := dataplane.Options{Certs: a.plane.reg, Logger: log, Metrics: metrics.New()}
 	if a.net != nil {
-		po.Listen, po.Dial = a.net.Listen, a.net.Dial
+		po.Listen, po.ListenPacket, po.Dial = a.net.Listen, a.net.ListenPacket, a.net.Dial
 	}
 	a.plane.p = dataplane.New(po)
 	t.Cleanup(func() { _ = a.plane.p.Shutdown(context.Background()) })
@@ -493,31 +494,129 @@ func startPlainLoad(t *testing.T, addr string) func(*testing.T) {
 	}
 }
 
-// TestLVSListenersAreRefusedByName: the keepalived configuration Octavia
-// renders for UDP and SCTP listeners is refused with a 400 naming the
-// protocol, so the controller marks the listener ERROR instead of
-// believing it serves.
-func TestLVSListenersAreRefusedByName(t *testing.T) {
+// renderLVS returns the keepalived configuration Octavia's
+// LvsJinjaTemplater renders for spec (scripts/octavia-peer render-lvs).
+func renderLVS(t *testing.T, spec string) string {
+	t.Helper()
+	out, err := exec.Command("../../scripts/octavia-peer", "render-lvs", spec).Output()
+	if err != nil {
+		t.Fatalf("rendering with Octavia's LvsJinjaTemplater (make deps installs python3-octavia): %v", err)
+	}
+	return string(out)
+}
+
+// TestSCTPListenersAreRefusedByName: the keepalived configuration Octavia
+// renders for an SCTP listener is refused with a 400 naming the protocol,
+// so the controller marks the listener ERROR instead of believing it
+// serves.
+func TestSCTPListenersAreRefusedByName(t *testing.T) {
 	a := newAmphora(t)
 	c := a.controller(t)
 	c.must(t, "get_api_version")
-	for proto, want := range map[string]string{
-		"SCTP": "SCTP listeners are not supported by terminator",
-		"UDP":  "UDP listeners are not served by terminator agent yet",
-	} {
-		out, err := exec.Command("../../scripts/octavia-peer", "render-lvs", proto).Output()
-		if err != nil {
-			t.Fatalf("rendering with Octavia's LvsJinjaTemplater: %v", err)
-		}
-		if _, err := c.call(t, "upload_udp_config", "sample_listener_id_1", string(out)); err == nil || !strings.HasPrefix(err.Error(), "InvalidRequest") {
-			t.Errorf("%s: Octavia's client got %v, want InvalidRequest", proto, err)
-		}
-		code, body := a.do(t, "PUT", "/1.0/listeners/"+ampID+"/sample_listener_id_1/udp_listener", string(out))
-		if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body["details"]), want) {
-			t.Errorf("%s: %d %v, want 400 %q", proto, code, body, want)
-		}
+	sctp := renderLVS(t, "SCTP")
+	if _, err := c.call(t, "upload_udp_config", "sample_listener_id_1", sctp); err == nil || !strings.HasPrefix(err.Error(), "InvalidRequest") {
+		t.Errorf("Octavia's client got %v, want InvalidRequest", err)
+	}
+	code, body := a.do(t, "PUT", "/1.0/listeners/"+ampID+"/sample_listener_id_1/udp_listener", sctp)
+	if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body["details"]), "SCTP listeners are not supported by terminator") {
+		t.Errorf("%d %v, want 400 naming SCTP", code, body)
 	}
 	if code, body := a.do(t, "GET", "/1.0/listeners/sample_listener_id_1/udp_listener", ""); code != http.StatusNotFound {
-		t.Errorf("GET udp_listener: %d %v", code, body)
+		t.Errorf("GET udp_listener after a refusal: %d %v", code, body)
 	}
+}
+
+// TestUDPListenerThroughTheAgent: Octavia's client uploads the keepalived
+// configuration its LvsJinjaTemplater renders for a UDP listener and
+// reloads it, as the controller's amphora driver does; terminator serves
+// it: DNS-like queries to the VIP reach both members, a killed member's
+// traffic moves to the other, stop and start work by listener id, the
+// listener is listed as Octavia's agent lists it, and delete frees it.
+func TestUDPListenerThroughTheAgent(t *testing.T) {
+	a := newAmphora(t)
+	c := a.controller(t)
+	c.must(t, "get_api_version")
+	m1, m2 := tu.UDPEcho(t, "m1"), tu.UDPEcho(t, "m2")
+	vip := "127.0.0.26"
+	port := 5300 + os.Getpid()%1000
+	spec, _ := json.Marshal(map[string]any{
+		"listener": map[string]any{"proto": "UDP", "monitor_proto": "UDP-CONNECT", "persistence": false},
+		"port":     port, "vip": vip, "members": []string{m1.LocalAddr().String(), m2.LocalAddr().String()},
+	})
+	cfg := renderLVS(t, string(spec))
+	const id = "sample_listener_id_1"
+	c.must(t, "upload_udp_config", id, cfg)
+	if code, body := a.do(t, "GET", "/1.0/listeners/"+id+"/udp_listener", ""); code != http.StatusOK {
+		t.Fatalf("GET udp_listener: %d %v", code, body)
+	}
+	listed := func() string { // through Octavia's client, as the controller lists them
+		all, _ := c.must(t, "get_all_listeners").([]any)
+		for _, l := range all {
+			if m, _ := l.(map[string]any); m["uuid"] == id {
+				return fmt.Sprintf("%v %v", m["type"], m["status"])
+			}
+		}
+		return "absent"
+	}
+	if got := listed(); got != "UDP OFFLINE" {
+		t.Fatalf("uploaded, not started: %s", got)
+	}
+	c.must(t, "reload_listener", id) // the driver's call after each upload
+	if got := listed(); got != "UDP ACTIVE" {
+		t.Fatalf("after reload: %s", got)
+	}
+	addr := net.JoinHostPort(vip, strconv.Itoa(port))
+	client := func() net.Conn {
+		conn, err := net.Dial("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	seen := map[string]int{}
+	for i := range 6 {
+		seen[tu.UDPAsk(t, client(), fmt.Sprintf("q%d", i), 5)]++
+	}
+	if seen["m1"] != 3 || seen["m2"] != 3 {
+		t.Fatalf("6 flows through the agent's listener spread %v", seen)
+	}
+	m1.Close() // killed: its flows and new ones move to m2
+	for i := range 6 {
+		if got := tu.UDPAsk(t, client(), fmt.Sprintf("after%d", i), 5); got != "m2" {
+			t.Fatalf("after m1 died a query was answered by %q", got)
+		}
+	}
+	c.must(t, "_action", "stop", id)
+	if got := tu.UDPAsk(t, client(), "stopped", 1); got != "" {
+		t.Fatalf("a stopped UDP listener answered (%s)", got)
+	}
+	if got := listed(); got != "UDP OFFLINE" {
+		t.Fatalf("after stop: %s", got)
+	}
+	c.must(t, "_action", "start", id)
+	if got := tu.UDPAsk(t, client(), "started", 5); got != "m2" {
+		t.Fatalf("after start: %q", got)
+	}
+	// A restarted agent serves the started listener before any call.
+	_ = a.srv.Shutdown(context.Background())
+	_ = a.plane.p.Shutdown(context.Background())
+	b := restart(t, a)
+	if err := b.srv.Restore(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := tu.UDPAsk(t, client(), "restored", 5); got != "m2" {
+		t.Fatalf("after an agent restart: %q", got)
+	}
+	bc := b.controller(t)
+	bc.must(t, "get_api_version") // the client's paths carry the version it learns
+	bc.must(t, "delete_listener", id)
+	if code, _ := b.do(t, "GET", "/1.0/listeners/"+id+"/udp_listener", ""); code != http.StatusNotFound {
+		t.Fatalf("deleted, GET udp_listener: %d", code)
+	}
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		t.Fatalf("the deleted listener's address is still bound: %v", err)
+	}
+	pc.Close()
 }

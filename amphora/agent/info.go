@@ -52,7 +52,7 @@ func listenerIDs(s *Server) []string {
 			}
 		}
 	}
-	return out
+	return append(out, s.lvsListeners()...)
 }
 
 // cpuStats is the first line of /proc/stat: total, user, system, soft_irq.

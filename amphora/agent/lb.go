@@ -127,6 +127,10 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, err := os.Stat(s.cfgPath(lb)); err != nil {
+		if fileExists(s.lvsPath(lb)) { // a UDP listener's id
+			s.lvsAction(w, r, lb, action)
+			return
+		}
 		message(w, http.StatusNotFound, "Loadbalancer Not Found", "No loadbalancer with UUID: "+lb)
 		return
 	}
@@ -155,9 +159,20 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 	message(w, http.StatusAccepted, "OK", fmt.Sprintf("Listener %s %sed", lb, action))
 }
 
-// applyStarted serves the configuration of every started load balancer.
-// s.mu must be held.
+// applyStarted serves the configuration of every started load balancer
+// and UDP listener. s.mu must be held.
 func (s *Server) applyStarted(ctx context.Context) error {
+	merged, err := s.startedConfig(nil)
+	if err != nil {
+		return err
+	}
+	return s.opts.Plane.Apply(ctx, merged)
+}
+
+// startedConfig merges the configurations of every started load balancer
+// and UDP listener, with the UDP listeners in extra (by id) started or
+// replaced. s.mu must be held.
+func (s *Server) startedConfig(extra map[string]*config.Config) (*config.Config, error) {
 	merged := &config.Config{}
 	for _, lb := range s.loadBalancers() {
 		if fileExists(s.stopPath(lb)) {
@@ -165,17 +180,39 @@ func (s *Server) applyStarted(ctx context.Context) error {
 		}
 		data, err := os.ReadFile(s.cfgPath(lb))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		cfg, err := s.translate(data)
 		if err != nil {
-			return fmt.Errorf("load balancer %s: %w", lb, err)
+			return nil, fmt.Errorf("load balancer %s: %w", lb, err)
 		}
 		merged.Listeners = append(merged.Listeners, cfg.Listeners...)
 		merged.Pools = append(merged.Pools, cfg.Pools...)
 	}
+	for _, id := range s.lvsListeners() {
+		if _, replaced := extra[id]; replaced || !s.lvsStarted(id) {
+			continue
+		}
+		data, err := os.ReadFile(s.lvsPath(id))
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := s.translateLVS(id, data)
+		if err != nil {
+			return nil, err
+		}
+		merged.Listeners = append(merged.Listeners, cfg.Listeners...)
+		merged.Pools = append(merged.Pools, cfg.Pools...)
+	}
+	for _, cfg := range extra {
+		merged.Listeners = append(merged.Listeners, cfg.Listeners...)
+		merged.Pools = append(merged.Pools, cfg.Pools...)
+	}
 	merged.ApplyDefaults()
-	return s.opts.Plane.Apply(ctx, merged)
+	if _, err := merged.Validate(); err != nil && len(merged.Listeners) > 0 {
+		return nil, err
+	}
+	return merged, nil
 }
 
 // Restore serves what was accepted and started before a restart, before
@@ -196,6 +233,10 @@ func (s *Server) deleteLB(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, err := os.Stat(s.lbDir(lb)); errors.Is(err, fs.ErrNotExist) {
+		if fileExists(s.lvsPath(lb)) { // a UDP listener's id
+			s.deleteLVS(w, r, lb)
+			return
+		}
 		message(w, http.StatusOK, "OK", "")
 		return
 	}
@@ -229,6 +270,9 @@ func (s *Server) listListeners(w http.ResponseWriter, _ *http.Request) {
 		for _, l := range cfg.Listeners {
 			out = append(out, map[string]any{"status": "ACTIVE", "uuid": l.ID, "type": l.Protocol})
 		}
+	}
+	for _, id := range s.lvsListeners() {
+		out = append(out, map[string]any{"status": s.lvsStatus(id), "uuid": id, "type": "UDP"})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

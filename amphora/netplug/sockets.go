@@ -73,6 +73,18 @@ func (p *Plugger) Listen(network, addr string) (net.Listener, error) {
 	return ln, err
 }
 
+// ListenPacket binds a UDP listener's addr inside the amphora namespace,
+// whether or not the address is plugged yet.
+func (p *Plugger) ListenPacket(network, addr string) (net.PacketConn, error) {
+	var pc net.PacketConn
+	err := p.inNamespace(func() (err error) {
+		lc := net.ListenConfig{Control: freebind}
+		pc, err = lc.ListenPacket(context.Background(), network, addr)
+		return err
+	})
+	return pc, err
+}
+
 // Dial connects from inside the amphora namespace, where the member
 // networks are, with d's settings.
 func (p *Plugger) Dial(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {

@@ -58,7 +58,7 @@ func runAgent(path string, drain time.Duration, no agentNet) int {
 	var plug *netplug.Plugger
 	if no.namespace != "" {
 		plug = netplug.New(netplug.Options{Namespace: no.namespace, StateFile: no.state, Topology: conf.Topology})
-		popts.Listen, popts.Dial = plug.Listen, plug.Dial
+		popts.Listen, popts.ListenPacket, popts.Dial = plug.Listen, plug.ListenPacket, plug.Dial
 		// An amphora that rebooted gets its NICs back before any call.
 		if err := plug.Restore(); err != nil {
 			log.Error("plugged interfaces could not all be restored", "err", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -85,14 +86,24 @@ func TestAgentProcessWithOctavia(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A UDP listener on the same VIP, as the amphora driver sends it.
+	dns1, dns2 := tu.UDPEcho(t, "dns"), tu.UDPEcho(t, "dns") // the sample pool has two members
+	lvsSpec, _ := json.Marshal(map[string]any{"listener": map[string]any{"proto": "UDP", "monitor": false, "persistence": false},
+		"port": 53, "vip": "127.0.0.31", "members": []string{dns1.LocalAddr().String(), dns2.LocalAddr().String()}})
+	lvs, err := exec.Command("../../scripts/octavia-peer", "render-lvs", string(lvsSpec)).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
 	calls := strings.NewReader(strings.Join([]string{
 		`{"call": "get_api_version"}`,
 		fmt.Sprintf(`{"call": "upload_config", "args": ["sample_loadbalancer_id_1", %q]}`, cfg),
 		`{"call": "reload_listener", "args": ["sample_loadbalancer_id_1"]}`,
+		fmt.Sprintf(`{"call": "upload_udp_config", "args": ["sample_listener_id_1", %q]}`, lvs),
+		`{"call": "reload_listener", "args": ["sample_listener_id_1"]}`,
 		`{"call": "get_all_listeners"}`,
 	}, "\n") + "\n")
 	_, ctl := peer(t, calls, "client", agentAddr, amp, filepath.Join(dir, "client.pem"), filepath.Join(dir, "server_ca.pem"))
-	for i := 0; i < 4; i++ {
+	for i := 0; i < 6; i++ {
 		if !ctl.Scan() {
 			t.Fatalf("call %d: Octavia's client exited", i)
 		}
@@ -111,10 +122,18 @@ func TestAgentProcessWithOctavia(t *testing.T) {
 		if string(b) != "via terminator" {
 			t.Fatalf("through the agent's listener: %q", b)
 		}
+		conn, err := net.Dial("udp", "127.0.0.31:53") // and three UDP flows
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if got := tu.UDPAsk(t, conn, "query", 5); got != "dns" {
+			t.Fatalf("through the agent's UDP listener: %q", got)
+		}
 	}
 	// The health manager hears about the listener and its traffic.
 	deadline := time.Now().Add(20 * time.Second)
-	var conns int64
+	var conns, flows int64
 	for time.Now().Before(deadline) && hm.Scan() {
 		var m struct {
 			ID        string `json:"id"`
@@ -132,19 +151,27 @@ func TestAgentProcessWithOctavia(t *testing.T) {
 			t.Fatalf("heartbeat: %s", hm.Text())
 		}
 		l, ok := m.Listeners["web"]
-		if !ok {
-			continue // before the reload
+		u, uok := m.Listeners["sample_listener_id_1"]
+		if !ok || !uok {
+			continue // before the reloads
 		}
 		p := m.Pools["sample_pool_id_1:web"]
 		if l.Status != "OPEN" || p.Status != "UP" || p.Members["sample_member_id_1"] != "no check" {
 			t.Fatalf("heartbeat: %s", hm.Text())
 		}
-		if conns += l.Stats["totconns"]; conns >= 3 {
+		// A UDP listener's pool is keyed by its id alone, as Octavia's
+		// health daemon reports keepalived's.
+		up := m.Pools["sample_pool_id_1"]
+		if u.Status != "OPEN" || up.Status != "UP" || up.Members["sample_member_id_1"] != "no check" {
+			t.Fatalf("heartbeat: %s", hm.Text())
+		}
+		conns += l.Stats["totconns"]
+		if flows += u.Stats["totconns"]; conns >= 3 && flows >= 3 {
 			break
 		}
 	}
-	if conns < 3 {
-		t.Fatalf("the health manager never heard of the listener's 3 connections (saw %d)", conns)
+	if conns < 3 || flows < 3 {
+		t.Fatalf("the health manager never heard of the listeners' 3 connections and 3 flows (saw %d and %d)", conns, flows)
 	}
 
 	// PUT /1.0/config with a new health manager and key: heartbeats go
