@@ -28,6 +28,11 @@
 #       for a sample listener of that protocol (its unit tests' sample), or for
 #       SPEC {"listener": {keyword arguments of sample_listener_tuple}, "port": N,
 #       "lb_algorithm": ALGORITHM, "vip": IP, "members": ["IP:PORT", …]}.
+#   scripts/octavia-peer render-vrrp SPEC-JSON
+#       prints the keepalived configuration Octavia's KeepalivedJinjaTemplater
+#       renders for one amphora of an ACTIVE_STANDBY pair: SPEC is {"base_path",
+#       "role": MASTER|BACKUP, "priority", "vrrp_ip", "peer_vrrp_ip", "interface",
+#       "vip", "vip_cidr", "gateway", "advert_int", "check_interval", "fail", "rise"}.
 #   scripts/octavia-peer agent-conf AMPHORA_ID CONTROLLERS KEY [GROUP.OPTION=VALUE … | topology=ACTIVE_STANDBY]
 #       prints the amphora-agent.conf the controller renders for an amphora
 #       (AgentJinjaTemplater), CONTROLLERS being controller_ip_port_list,
@@ -191,9 +196,33 @@ def render_lvs(arg):
     return 0
 
 
+def render_vrrp(spec):
+    from types import SimpleNamespace as O
+    c = conf()
+    spec = json.loads(spec)
+    c.set_override("base_path", spec["base_path"], group="haproxy_amphora")
+    for opt, key in (("vrrp_check_interval", "check_interval"), ("vrrp_fail_count", "fail"),
+                     ("vrrp_success_count", "rise")):
+        c.set_override(opt, spec[key], group="keepalived_vrrp")
+    from octavia.amphorae.drivers.keepalived.jinja import jinja_cfg
+    from octavia.common import constants
+    me = O(status=constants.AMPHORA_ALLOCATED, vrrp_ip=spec["vrrp_ip"], role=spec["role"],
+           vrrp_interface=spec["interface"], vrrp_id=1, vrrp_priority=spec["priority"])
+    peer = O(status=constants.AMPHORA_ALLOCATED, vrrp_ip=spec["peer_vrrp_ip"])
+    lb = O(amphorae=[me, peer], vip=O(ip_address=spec["vip"]),
+           vrrp_group=O(vrrp_group_name="terminator_test", vrrp_auth_type=constants.VRRP_AUTH_DEFAULT,
+                        vrrp_auth_pass="f00dcafe", advert_int=spec["advert_int"]))
+    net = {"additional_vip_data": [],
+           constants.VIP_SUBNET: {"cidr": spec["vip_cidr"], "gateway_ip": spec["gateway"], "host_routes": []}}
+    print(jinja_cfg.KeepalivedJinjaTemplater().build_keepalived_config(lb, me, net))
+    return 0
+
+
 def main(argv):
     if len(argv) == 4 and argv[1] == "heartbeat-recv":
         return heartbeat_recv(argv[2], int(argv[3]))
+    if len(argv) == 3 and argv[1] == "render-vrrp":
+        return render_vrrp(argv[2])
     if len(argv) == 3 and argv[1] == "render-lvs":
         return render_lvs(argv[2])
     if len(argv) == 3 and argv[1] == "render":

@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/md5"
 	"crypto/sha1"
@@ -115,58 +114,20 @@ func (a *amphora) start(t *testing.T) {
 }
 
 // controller is Octavia's AmphoraAPIClient1_0 in a python3 process.
-type controller struct {
-	in  io.WriteCloser
-	out *bufio.Scanner
-}
+type controller struct{ *tu.Controller }
 
 func (a *amphora) controller(t *testing.T) *controller {
 	t.Helper()
-	cmd := exec.Command("../../scripts/octavia-peer", "client", a.addr, ampID, a.controllerPEM, filepath.Join(a.dir, "server_ca.pem"))
-	in, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("Octavia's client (make deps installs python3-octavia): %v", err)
-	}
-	t.Cleanup(func() { in.Close(); cmd.Wait() })
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	return &controller{in: in, out: sc}
+	return &controller{tu.NewController(t, a.addr, ampID, a.controllerPEM, filepath.Join(a.dir, "server_ca.pem"))}
 }
 
-// call runs one AmphoraAPIClient1_0 method and returns its result, or
-// its exception as an error.
 func (c *controller) call(t *testing.T, method string, args ...any) (any, error) {
-	t.Helper()
-	req, _ := json.Marshal(map[string]any{"call": method, "args": args})
-	if _, err := fmt.Fprintf(c.in, "%s\n", req); err != nil {
-		t.Fatal(err)
-	}
-	if !c.out.Scan() {
-		t.Fatalf("%s: Octavia's client exited", method)
-	}
-	var resp struct {
-		OK     bool   `json:"ok"`
-		Result any    `json:"result"`
-		Error  string `json:"error"`
-	}
-	if err := json.Unmarshal(c.out.Bytes(), &resp); err != nil {
-		t.Fatalf("%s: %q", method, c.out.Text())
-	}
-	if !resp.OK {
-		return nil, fmt.Errorf("%s", resp.Error)
-	}
-	return resp.Result, nil
+	return c.Call(t, method, args...)
 }
 
 func (c *controller) must(t *testing.T, method string, args ...any) any {
 	t.Helper()
-	r, err := c.call(t, method, args...)
-	if err != nil {
-		t.Fatalf("%s: %v", method, err)
-	}
-	return r
+	return c.Must(t, method, args...)
 }
 
 func render(t *testing.T, spec map[string]any) string {

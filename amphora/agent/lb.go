@@ -220,7 +220,11 @@ func (s *Server) startedConfig(extra map[string]*config.Config) (*config.Config,
 func (s *Server) Restore(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.applyStarted(ctx)
+	err := s.applyStarted(ctx)
+	if verr := s.restoreVRRP(); verr != nil {
+		err = errors.Join(err, fmt.Errorf("keepalived: %w", verr))
+	}
+	return err
 }
 
 // deleteLB stops a load balancer and removes its files (200 also when it

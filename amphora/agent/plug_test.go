@@ -2,7 +2,6 @@ package agent_test
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -28,53 +26,11 @@ import (
 	tu "github.com/terminator-proxy/terminator/internal/testutil"
 )
 
-// testNS makes a named network namespace the test owns and deletes.
-func testNS(t *testing.T, prefix string) (string, netns.NsHandle) {
-	t.Helper()
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	name := prefix + hex.EncodeToString(b)
-	var ns netns.NsHandle
-	var err error
-	inNS(t, netns.None(), func() { ns, err = netns.NewNamed(name) })
-	if err != nil {
-		t.Fatalf("creating namespace %s (the test runs as root): %v", name, err)
-	}
-	t.Cleanup(func() { ns.Close(); _ = netns.DeleteNamed(name) })
-	return name, ns
-}
-
-// inNS runs f on a thread in ns (or, with None, on a fresh locked
-// thread whose namespace f may change): the thread is never unlocked, so
-// it dies with the goroutine rather than serve others from ns.
-func inNS(t *testing.T, ns netns.NsHandle, f func()) {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if ns.IsOpen() {
-			if err := netns.Set(ns); err != nil {
-				done <- err
-				return
-			}
-		}
-		f()
-		done <- nil
-	}()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-}
-
-func handleAt(t *testing.T, ns netns.NsHandle) *netlink.Handle {
-	t.Helper()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	return h
-}
+var (
+	testNS   = tu.TestNS
+	inNS     = tu.InNS
+	handleAt = tu.HandleAt
+)
 
 func mustParseMAC(s string) net.HardwareAddr { m, _ := net.ParseMAC(s); return m }
 

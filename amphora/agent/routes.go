@@ -64,10 +64,8 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("POST /1.0/plug/vip/{vip}", notPlugged("VIP plugging"))
 		mux.HandleFunc("POST /1.0/plug/network", notPlugged("network plugging"))
 	}
-	// VRRP is not served yet: it answers as an amphora that needs none,
-	// and says so.
-	mux.HandleFunc("PUT /1.0/vrrp/upload", notPlugged("VRRP (keepalived) configuration"))
-	mux.HandleFunc("PUT /1.0/vrrp/{action}", notPlugged("VRRP (keepalived)"))
+	mux.HandleFunc("PUT /1.0/vrrp/upload", s.putVRRP)
+	mux.HandleFunc("PUT /1.0/vrrp/{action}", s.vrrpAction)
 	return s.werkzeugErrors(mux)
 }
 

@@ -40,6 +40,10 @@ type Options struct {
 	// nil answers the plug calls without changing the network (an agent
 	// run outside an amphora, as in tests of the configuration calls).
 	Net *netplug.Plugger
+	// VRRPCheck is the command keepalived's check script runs to check
+	// that terminator serves (exit 0); without one the check fails, so an
+	// amphora that cannot check itself never holds the VIP.
+	VRRPCheck []string
 	// Version is terminator's, reported by /1.0/info.
 	Version string
 	Logger  *slog.Logger

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os/exec"
 	"runtime"
 	"syscall"
 
@@ -83,6 +84,12 @@ func (p *Plugger) ListenPacket(network, addr string) (net.PacketConn, error) {
 		return err
 	})
 	return pc, err
+}
+
+// Start starts cmd inside the amphora namespace (keepalived runs there,
+// beside the VIP interface it manages).
+func (p *Plugger) Start(cmd *exec.Cmd) error {
+	return p.inNamespace(cmd.Start)
 }
 
 // Dial connects from inside the amphora namespace, where the member

@@ -34,8 +34,10 @@ never run), serves it, and sends version 3 heartbeats to the health managers.`,
 		`the network namespace the VIP and member NICs are plugged into; "" leaves the network alone (plug calls change nothing)`)
 	agent.Flags().StringVar(&netOpts.state, "plugged-interfaces", "/var/lib/octavia/terminator-plugged.json",
 		"where plugged NICs are recorded, to plug them again at boot")
+	agent.Flags().StringVar(&netOpts.nics, "nic-namespace", "",
+		`the named network namespace Nova's NICs appear in; "" is the agent's own (an amphora's root)`)
 	agent.Flags().DurationVar(&drain, "drain-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
-	agent.AddCommand(&cobra.Command{
+	agent.AddCommand(newAgentCheckCmd(), &cobra.Command{
 		Use:   "translate HAPROXY-CFG",
 		Short: "Print the terminator configuration a haproxy.cfg rendered by Octavia becomes",
 		Long: `Translate a haproxy.cfg rendered by Octavia's JinjaTemplater into terminator's

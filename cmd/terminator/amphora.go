@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/vishvananda/netns"
 
 	"github.com/terminator-proxy/terminator/amphora/agent"
 	"github.com/terminator-proxy/terminator/amphora/agentconf"
@@ -28,6 +29,7 @@ import (
 type agentNet struct {
 	namespace string // "" leaves the network alone
 	state     string // plugged-interfaces file
+	nics      string // named namespace where Nova's NICs appear; "" the agent's own
 }
 
 // runAgent is "terminator agent --config FILE": the agent API, the data
@@ -57,7 +59,17 @@ func runAgent(path string, drain time.Duration, no agentNet) int {
 	popts := dataplane.Options{Certs: mgrs.registry, Logger: log, Metrics: mx, DrainTimeout: drain}
 	var plug *netplug.Plugger
 	if no.namespace != "" {
-		plug = netplug.New(netplug.Options{Namespace: no.namespace, StateFile: no.state, Topology: conf.Topology})
+		po := netplug.Options{Namespace: no.namespace, StateFile: no.state, Topology: conf.Topology}
+		if no.nics != "" {
+			host, err := netns.GetFromName(no.nics)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "terminator agent: --nic-namespace %s: %v\n", no.nics, err)
+				return 1
+			}
+			defer host.Close()
+			po.Host = host
+		}
+		plug = netplug.New(po)
 		popts.Listen, popts.ListenPacket, popts.Dial = plug.Listen, plug.ListenPacket, plug.Dial
 		// An amphora that rebooted gets its NICs back before any call.
 		if err := plug.Restore(); err != nil {
@@ -72,8 +84,17 @@ func runAgent(path string, drain time.Duration, no agentNet) int {
 		KeepalivedPID:    filepath.Join(conf.BasePath, "vrrp", "octavia-keepalived.pid"),
 		Logger:           log.With("component", "heartbeat"),
 	}, planeHealth{plane, mx}, heartbeat.Settings{Destinations: conf.Heartbeat.Destinations, Interval: conf.Heartbeat.Interval, Key: conf.Heartbeat.Key})
+	// keepalived's check script asks this process whether it serves, over
+	// a unix socket (the script runs in the amphora namespace).
+	health, healthSock, err := listenHealth(conf.BasePath, plane)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "terminator agent:", err)
+		return 1
+	}
+	exe, _ := os.Executable()
 	srv, err := agent.New(agent.Options{Config: conf, ConfigPath: path, Plane: agentPlane{plane, mgrs.registry},
-		Net: plug, Heartbeat: hb, Version: version, Logger: log.With("component", "agent")})
+		Net: plug, Heartbeat: hb, Version: version, Logger: log.With("component", "agent"),
+		VRRPCheck: []string{exe, "agent", "check", "--socket", healthSock}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "terminator agent:", err)
 		return 1
@@ -87,21 +108,27 @@ func runAgent(path string, drain time.Duration, no agentNet) int {
 		return 1
 	}
 	bg, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, 3)
+	done := make(chan struct{}, 4)
 	go func() { mgrs.run(bg); done <- struct{}{} }()
 	go func() { hb.Run(bg); done <- struct{}{} }()
 	go func() { _ = srv.Serve(ln); done <- struct{}{} }()
+	go func() { _ = health.serve(); done <- struct{}{} }()
 	log.Info("amphora agent listening", "addr", ln.Addr().String(), "amphora_id", conf.AmphoraID)
 	sd := notifier{log}
 	sd.ready("amphora agent " + conf.AmphoraID + " on " + ln.Addr().String() + "; " + servingStatus(plane))
 	<-ctx.Done()
 	sd.stopping()
+	// keepalived goes first: the peer takes the VIP while this drains.
+	health.stop()
+	if err := srv.StopVRRP(); err != nil {
+		log.Warn("stopping keepalived", "err", err)
+	}
 	sctx, c := context.WithTimeout(context.Background(), drain)
 	defer c()
 	_ = srv.Shutdown(sctx)
 	_ = plane.Shutdown(sctx)
 	cancel()
-	for range 3 {
+	for range 4 {
 		<-done
 	}
 	return 0
