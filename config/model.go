@@ -45,6 +45,24 @@ type Config struct {
 	Barbican  *Barbican  `yaml:"barbican,omitempty" json:"barbican,omitempty"`
 	Listeners []Listener `yaml:"listeners" json:"listeners"`
 	Pools     []Pool     `yaml:"pools,omitempty" json:"pools,omitempty"`
+	// Peers shares the persistence tables with the other instances of a
+	// pair, as haproxy's peers section does for Octavia's ACTIVE_STANDBY.
+	Peers *Peers `yaml:"peers,omitempty" json:"peers,omitempty"`
+}
+
+// Peers are the instances that share SOURCE_IP and APP_COOKIE persistence
+// tables: every one listens on its address for the others' updates, which
+// are authenticated with the shared key.
+type Peers struct {
+	Local string `yaml:"local" json:"local"` // the name of this instance among Peers
+	Peers []Peer `yaml:"peers" json:"peers"`
+	Key   string `yaml:"key" json:"key"` // shared secret, at least 16 bytes
+}
+
+// Peer is one instance: a name and the host:port it listens on.
+type Peer struct {
+	Name    string `yaml:"name" json:"name"`
+	Address string `yaml:"address" json:"address"`
 }
 
 // Control configures the mTLS control API. Its server certificate comes

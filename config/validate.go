@@ -68,6 +68,7 @@ func (c *Config) Validate() (warnings Problems, err error) {
 		}
 	}
 	c.validatePools(&v)
+	c.validatePeers(&v)
 	binds := map[string]int{}
 	keys := map[string]int{}
 	for i := range c.Listeners {

@@ -13,6 +13,7 @@ import (
 	"github.com/terminator-proxy/terminator/certs"
 	"github.com/terminator-proxy/terminator/config"
 	"github.com/terminator-proxy/terminator/metrics"
+	"github.com/terminator-proxy/terminator/peersync"
 	"github.com/terminator-proxy/terminator/proxy"
 	"github.com/terminator-proxy/terminator/udprelay"
 )
@@ -51,7 +52,9 @@ type Plane struct {
 	mu        sync.Mutex // serialises Apply and Shutdown; guards the fields below
 	listeners map[string]*proxy.Listener
 	relays    map[string]*udprelay.Relay // UDP listeners by bind
-	tickets   [][32]byte                 // from tls.session_ticket_keys_file; nil without one
+	peers     *peersync.Sync             // persistence shared with the peers, if configured
+	peersCfg  *config.Peers
+	tickets   [][32]byte // from tls.session_ticket_keys_file; nil without one
 	// autoTickets seal tickets when no key file is configured: made here,
 	// rotated by Run, and carried over by a binary upgrade (Handover).
 	autoTickets [][32]byte
@@ -211,6 +214,7 @@ func (p *Plane) apply(ctx context.Context, cfg *config.Config) error {
 	}
 	p.forwarder.RetainTLS(tlsKeys)
 	p.restartChecksLocked(cfg)
+	p.syncPeersLocked(cfg)
 	p.publish(snap)
 	return nil
 }
@@ -253,6 +257,7 @@ func (p *Plane) Shutdown(ctx context.Context) error {
 		}
 	}
 	p.relays = map[string]*udprelay.Relay{}
+	p.stopPeersLocked()
 	if p.checks != nil {
 		p.checks.cancel()
 		p.draining.Add(1)

@@ -114,9 +114,10 @@ func (s *MemberState) Active() int64 { return s.active.Load() }
 // States holds the MemberStates of every pool; it is safe for concurrent
 // use and lives as long as the process.
 type States struct {
-	mu     sync.Mutex // guards m and tables
-	m      map[string]*MemberState
-	tables map[string]*stickTable // persistence tables by pool
+	mu      sync.Mutex // guards m and tables
+	m       map[string]*MemberState
+	tables  map[string]*stickTable // persistence tables by pool
+	onStick atomic.Pointer[func(pool, key, addr string)]
 }
 
 // NewStates returns an empty set.

@@ -25,8 +25,10 @@ const stickTableSize = 10240
 // stickTable maps a persistence key (client address, application cookie)
 // to a member address. It lives in States, so a reload keeps it.
 type stickTable struct {
-	mu sync.Mutex // guards m
-	m  map[string]string
+	mu     sync.Mutex // guards m
+	m      map[string]string
+	pool   string
+	states *States // for its OnStick; nil for a table outside States
 }
 
 func (t *stickTable) get(k string) (string, bool) {
@@ -37,15 +39,59 @@ func (t *stickTable) get(k string) (string, bool) {
 }
 
 func (t *stickTable) put(k, addr string) {
+	if t.learn(k, addr) && t.states != nil {
+		if f := t.states.onStick.Load(); f != nil {
+			(*f)(t.pool, k, addr)
+		}
+	}
+}
+
+// learn records k -> addr and reports whether that changed the table.
+func (t *stickTable) learn(k, addr string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.m[k]; !ok && len(t.m) >= stickTableSize {
+	old, ok := t.m[k]
+	if ok && old == addr {
+		return false
+	}
+	if !ok && len(t.m) >= stickTableSize {
 		for old := range t.m { // evict an arbitrary entry
 			delete(t.m, old)
 			break
 		}
 	}
 	t.m[k] = addr
+	return true
+}
+
+// OnStick sets the function told of every change the proxy makes to a
+// persistence table (pool, key, member address): the peers share them.
+// Changes made by Learn are not told.
+func (s *States) OnStick(f func(pool, key, addr string)) { s.onStick.Store(&f) }
+
+// Learn records a persistence entry a peer made.
+func (s *States) Learn(pool, key, addr string) { s.table(pool).learn(key, addr) }
+
+// StickEntry is one persistence-table entry.
+type StickEntry struct{ Pool, Key, Addr string }
+
+// StickEntries lists every persistence entry, for a peer that connects.
+func (s *States) StickEntries() []StickEntry {
+	s.mu.Lock()
+	tables := make(map[string]*stickTable, len(s.tables))
+	for pool, t := range s.tables {
+		tables[pool] = t
+	}
+	s.mu.Unlock()
+	var out []StickEntry
+	for pool, t := range tables {
+		t.mu.Lock()
+		for k, v := range t.m {
+			out = append(out, StickEntry{pool, k, v})
+		}
+		t.mu.Unlock()
+	}
+	return out
 }
 
 // table returns the pool's stick table, created on first use.
@@ -60,7 +106,7 @@ func (s *States) table(pool string) *stickTable {
 	}
 	t, ok := s.tables[pool]
 	if !ok {
-		t = &stickTable{m: map[string]string{}}
+		t = &stickTable{m: map[string]string{}, pool: pool, states: s}
 		s.tables[pool] = t
 	}
 	return t

@@ -15,7 +15,9 @@
 #       and "port"}]},
 #       optionally with "vip": IP and "members": ["IP:PORT", …], which
 #       replace the samples' VIP and member addresses (so that traffic can
-#       stay on loopback), and "base_path" and "base_cert_dir" (the
+#       stay on loopback), "amphorae": [{"id", "vrrp_ip"}, …], which make the
+#       ACTIVE_STANDBY samples' two amphorae these, allocated (so that the
+#       peers section lists them), and "base_path" and "base_cert_dir" (the
 #       amphora's directories). The load balancer is sample_loadbalancer_id_1.
 #   scripts/octavia-peer client ADDRESS AMPHORA_ID CLIENT_PEM SERVER_CA
 #       drives an amphora agent at ADDRESS (host:port) with the controller's
@@ -101,6 +103,15 @@ def patch_addresses(s, spec):
     if "vip" in spec:
         vip, orig_vip = spec["vip"], s.sample_vip_tuple
         s.sample_vip_tuple = lambda ip_address=None, subnet_id="vip_subnet_uuid": orig_vip(vip, subnet_id)
+    if "amphorae" in spec:
+        from octavia.common import constants
+        amps, orig_amp = spec["amphorae"], s.sample_amphora_tuple
+
+        def amphora(id="sample_amphora_id_1", **kw):  # the n-th amphora of the spec
+            a = amps[int(id.rsplit("_", 1)[1]) - 1]
+            kw.update(id=a["id"], vrrp_ip=a["vrrp_ip"], status=constants.AMPHORA_ALLOCATED)
+            return orig_amp(**kw)
+        s.sample_amphora_tuple = amphora
     if "members" in spec:
         addrs = [m.rsplit(":", 1) for m in spec["members"]]
         orig_member = s.sample_member_tuple

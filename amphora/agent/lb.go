@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -37,10 +39,20 @@ func (s *Server) loadBalancers() []string {
 }
 
 // translate reads an accepted haproxy.cfg into terminator's configuration.
+// Its peers section (ACTIVE_STANDBY) names this amphora by Octavia's hash
+// of its id; the updates are authenticated with the heartbeat key, which
+// the controller gives every amphora.
 func (s *Server) translate(data []byte) (*config.Config, error) {
 	cfg, err := haproxycfg.Translate(data, s.readCertFile)
 	if err != nil {
 		return nil, err
+	}
+	if p := cfg.Peers; p != nil {
+		sum := sha256.Sum256([]byte("terminator-peers\x00" + s.opts.Config.Heartbeat.Key))
+		p.Local, p.Key = haproxycfg.LocalPeer(s.opts.Config.AmphoraID), hex.EncodeToString(sum[:])
+		if !slices.ContainsFunc(p.Peers, func(peer config.Peer) bool { return peer.Name == p.Local }) {
+			cfg.Peers = nil // not listed (a SINGLE amphora renders none): nothing to share
+		}
 	}
 	cfg.ApplyDefaults()
 	if _, err := cfg.Validate(); err != nil {
@@ -188,6 +200,9 @@ func (s *Server) startedConfig(extra map[string]*config.Config) (*config.Config,
 		}
 		merged.Listeners = append(merged.Listeners, cfg.Listeners...)
 		merged.Pools = append(merged.Pools, cfg.Pools...)
+		if merged.Peers == nil {
+			merged.Peers = cfg.Peers // an amphora serves one load balancer
+		}
 	}
 	for _, id := range s.lvsListeners() {
 		if _, replaced := extra[id]; replaced || !s.lvsStarted(id) {

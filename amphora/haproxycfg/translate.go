@@ -1,6 +1,8 @@
 package haproxycfg
 
 import (
+	"crypto/sha1"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -28,7 +30,7 @@ func Translate(data []byte, readFile func(path string) ([]byte, error)) (*config
 		case "defaults":
 			t.defaults(s)
 		case "peers":
-			t.peers(s)
+			t.peersSection(s)
 		case "backend":
 			t.backend(s)
 		}
@@ -41,7 +43,7 @@ func Translate(data []byte, readFile func(path string) ([]byte, error)) (*config
 	if len(t.problems) > 0 {
 		return nil, t.problems
 	}
-	cfg := &config.Config{Listeners: t.listeners}
+	cfg := &config.Config{Listeners: t.listeners, Peers: t.peers}
 	for _, name := range t.poolOrder {
 		cfg.Pools = append(cfg.Pools, *t.pools[name])
 	}
@@ -84,6 +86,7 @@ type translator struct {
 	// backendTimeouts are each backend's timeout connect and server, which
 	// Octavia renders from its listener's timeouts.
 	backendTimeouts map[string][2]*int
+	peers           *config.Peers
 }
 
 func (t *translator) errorf(n int, format string, args ...any) {
@@ -125,14 +128,31 @@ func (t *translator) defaults(s section) {
 	}
 }
 
-// peers is the ACTIVE_STANDBY pair's stick-table synchronisation; the
-// tables are not shared yet (the networking issue), the section is read.
-func (t *translator) peers(s section) {
+// peersSection is the ACTIVE_STANDBY pair's stick-table synchronisation:
+// every amphora by name (Octavia's hash of its id) and VRRP address. Which
+// one is local, and the key, are the agent's to say (LocalPeer).
+func (t *translator) peersSection(s section) {
+	t.peers = &config.Peers{}
 	for _, l := range s.lines {
 		if l.words[0] != "peer" || len(l.words) != 3 {
 			t.unknown(s, l)
+			continue
 		}
+		t.peers.Peers = append(t.peers.Peers, config.Peer{Name: l.words[1], Address: l.words[2]})
 	}
+}
+
+// LocalPeer is the name Octavia gives an amphora in the peers section:
+// the base64 (with "_-") of the SHA-1 of its id, a leading "-" made "x",
+// without padding (octavia.common.utils.base64_sha1_string and the
+// template's filter).
+func LocalPeer(amphoraID string) string {
+	sum := sha1.Sum([]byte(amphoraID))
+	name := base64.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-").EncodeToString(sum[:])
+	if strings.HasPrefix(name, "-") {
+		name = "x" + name[1:]
+	}
+	return strings.ReplaceAll(name, "=", "")
 }
 
 // crtList reads a crt-list file: certificate bundle paths, one a line,

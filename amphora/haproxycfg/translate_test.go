@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -200,5 +201,28 @@ func TestTranslatesAdditionalVIPs(t *testing.T) {
 	}
 	if _, err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPeersSection: the peers section Octavia renders for an
+// ACTIVE_STANDBY load balancer lists both amphorae under the names
+// LocalPeer computes from their ids, with their VRRP addresses.
+func TestPeersSection(t *testing.T) {
+	ids := []string{"a1a1a1a1-0000-4000-8000-000000000001", "b2b2b2b2-0000-4000-8000-000000000002"}
+	spec, _ := json.Marshal(map[string]any{
+		"amphorae":  []map[string]any{{"id": ids[0], "vrrp_ip": "10.77.0.11"}, {"id": ids[1], "vrrp_ip": "10.77.0.12"}},
+		"listeners": []map[string]any{{"id": "web", "proto": "HTTP", "topology": "ACTIVE_STANDBY", "persistence_type": "SOURCE_IP"}},
+	})
+	out, err := exec.Command("../../scripts/octavia-peer", "render", string(spec)).Output()
+	if err != nil {
+		t.Fatalf("Octavia's templater: %v", err)
+	}
+	cfg := translate(t, out)
+	want := []config.Peer{{Name: haproxycfg.LocalPeer(ids[0]), Address: "10.77.0.11:1025"}, {Name: haproxycfg.LocalPeer(ids[1]), Address: "10.77.0.12:1025"}}
+	if cfg.Peers == nil || !slices.Equal(cfg.Peers.Peers, want) {
+		t.Fatalf("peers %+v, want %+v", cfg.Peers, want)
+	}
+	if single := translate(t, render(t, map[string]any{"id": "web", "proto": "HTTP"})); single.Peers != nil {
+		t.Fatalf("a SINGLE load balancer has peers: %+v", single.Peers)
 	}
 }

@@ -72,8 +72,10 @@ func TestActiveStandbyFailover(t *testing.T) {
 	veth("sw-cli", "cli0", "fa:16:3e:77:00:50", cliNS)
 	c0, err := cli.LinkByName("cli0")
 	check(t, err)
-	a, _ := netlink.ParseAddr(vrrpMember + "/24")
-	check(t, cli.AddrAdd(c0, a))
+	for _, ip := range append([]string{vrrpMember}, persistClients...) {
+		a, _ := netlink.ParseAddr(ip + "/24")
+		check(t, cli.AddrAdd(c0, a))
+	}
 	check(t, cli.LinkSetUp(c0))
 	lo, _ := cli.LinkByName("lo")
 	check(t, cli.LinkSetUp(lo))
@@ -84,7 +86,7 @@ func TestActiveStandbyFailover(t *testing.T) {
 		var ln net.Listener
 		tu.InNS(t, cliNS, func() { ln, err = net.Listen("tcp", vrrpMember+":"+port) })
 		check(t, err)
-		member := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "member") })}
+		member := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "member "+port) })}
 		go member.Serve(ln)
 		defer member.Close()
 	}
@@ -109,8 +111,10 @@ func TestActiveStandbyFailover(t *testing.T) {
 	// The controller's calls, in the order of its ACTIVE_STANDBY flow.
 	cfg, err := exec.Command("../../scripts/octavia-peer", "render", mustJSON(map[string]any{
 		"vip": vrrpVIP, "members": []string{vrrpMember + ":8080", vrrpMember + ":8081"}, "base_cert_dir": "/unused",
-		"listeners": []map[string]any{{"id": "web", "proto": "HTTP", "monitor": false},
-			{"id": "tls", "proto": "TERMINATED_HTTPS", "tls": true, "monitor": false}},
+		"amphorae": []map[string]any{{"id": amps[0].id, "vrrp_ip": amps[0].vrrpIP}, {"id": amps[1].id, "vrrp_ip": amps[1].vrrpIP}},
+		"listeners": []map[string]any{
+			{"id": "web", "proto": "HTTP", "monitor": false, "topology": "ACTIVE_STANDBY", "persistence_type": "SOURCE_IP"},
+			{"id": "tls", "proto": "TERMINATED_HTTPS", "tls": true, "monitor": false, "topology": "ACTIVE_STANDBY"}},
 	})).Output()
 	check(t, err)
 	for i, amp := range amps {
@@ -182,10 +186,26 @@ func TestActiveStandbyFailover(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 || string(b) != "member" {
+		if resp.StatusCode != 200 || !strings.HasPrefix(string(b), "member ") {
 			return fmt.Errorf("%d %q", resp.StatusCode, b)
 		}
 		return nil
+	}
+	// SOURCE_IP persistence: each client address keeps its member, on
+	// the active amphora and, through the shared table, on the standby.
+	memberOf := func(from string) string {
+		c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: tu.DialIn(cliNS, net.ParseIP(from)), DisableKeepAlives: true}}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			resp, err := c.Get("http://" + vrrpVIP + "/")
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return string(b)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("client %s: %v", from, err)
+			}
+		}
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		e1, e2 := get(httpClient, "http://"+vrrpVIP+"/"), get(tlsClient, "https://"+vrrpVIP+"/")
@@ -195,6 +215,19 @@ func TestActiveStandbyFailover(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the pair does not serve through the VIP: %v / %v", e1, e2)
 		}
+	}
+
+	before := map[string]string{}
+	spread := map[string]bool{}
+	for _, ip := range persistClients {
+		before[ip] = memberOf(ip)
+		spread[before[ip]] = true
+		if again := memberOf(ip); again != before[ip] {
+			t.Fatalf("client %s moved from %s to %s on the active amphora", ip, before[ip], again)
+		}
+	}
+	if len(spread) < 2 {
+		t.Fatalf("%d clients all went to %v: the check below would prove nothing", len(persistClients), spread)
 	}
 
 	// Load: HTTP and TLS requests, each on a new connection, every 20 ms.
@@ -257,7 +290,18 @@ func TestActiveStandbyFailover(t *testing.T) {
 	if err := get(tlsClient, "https://"+vrrpVIP+"/"); err != nil {
 		t.Fatalf("TLS after the failover: %v", err)
 	}
+	// In the reverse order: a standby that balanced them afresh would not
+	// give each the member it had.
+	for i := len(persistClients) - 1; i >= 0; i-- {
+		ip := persistClients[i]
+		if after := memberOf(ip); after != before[ip] {
+			t.Errorf("client %s had %s before the failover and %s after: the stick table was not shared", ip, before[ip], after)
+		}
+	}
 }
+
+// persistClients are client addresses whose members persist (SOURCE_IP).
+var persistClients = []string{"10.77.0.60", "10.77.0.61", "10.77.0.62", "10.77.0.63", "10.77.0.64", "10.77.0.65", "10.77.0.66", "10.77.0.67"}
 
 func startVRRPAgent(t *testing.T, amp *vrrpAmp, nicNS string, serverCA, clientCA *pki.CA) {
 	t.Helper()

@@ -64,8 +64,9 @@ func HandleAt(t testing.TB, ns netns.NsHandle) *netlink.Handle {
 }
 
 // DialIn returns a dial function whose sockets are made in ns, for an
-// http.Transport of a client that lives in a test's namespace.
-func DialIn(ns netns.NsHandle) func(ctx context.Context, network, addr string) (net.Conn, error) {
+// http.Transport of a client that lives in a test's namespace; from, if
+// given, is the source address.
+func DialIn(ns netns.NsHandle, from ...net.IP) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		type result struct {
 			c   net.Conn
@@ -79,6 +80,9 @@ func DialIn(ns netns.NsHandle) func(ctx context.Context, network, addr string) (
 				return
 			}
 			var d net.Dialer
+			if len(from) > 0 {
+				d.LocalAddr = &net.TCPAddr{IP: from[0]}
+			}
 			c, err := d.DialContext(ctx, network, addr)
 			done <- result{c, err}
 		}()
