@@ -91,13 +91,12 @@ func (f *flow) run() {
 	idle := f.r.opts.IdleTimeout
 	buf := make([]byte, replyBuffer)
 	uc, _ := f.conn.(*net.UDPConn)
-	client := net.UDPAddrFromAddrPort(f.client)
 	for {
 		_ = f.conn.SetReadDeadline(time.Unix(0, f.last.Load()).Add(idle))
 		var n, flags int
 		var err error
 		if uc != nil {
-			n, _, flags, _, err = uc.ReadMsgUDP(buf, nil)
+			n, _, flags, _, err = uc.ReadMsgUDPAddrPort(buf, nil)
 		} else {
 			n, err = f.conn.Read(buf)
 		}
@@ -117,7 +116,7 @@ func (f *flow) run() {
 			f.r.dropped.Inc()
 			continue
 		}
-		if _, err := f.r.pc.WriteTo(buf[:n], client); err == nil {
+		if _, err := f.r.writeTo(buf[:n], f.client); err == nil {
 			f.r.out.Add(float64(n))
 		}
 	}

@@ -152,6 +152,27 @@ func New(pc net.PacketConn, spec *Spec, o Options) *Relay {
 	return r
 }
 
+// readFrom reads a datagram without allocating its source address when
+// the socket is a UDPConn, as it always is outside tests.
+func (r *Relay) readFrom(buf []byte) (int, netip.AddrPort, error) {
+	if uc, ok := r.pc.(*net.UDPConn); ok {
+		return uc.ReadFromUDPAddrPort(buf)
+	}
+	n, from, err := r.pc.ReadFrom(buf)
+	if ua, ok := from.(*net.UDPAddr); ok {
+		return n, ua.AddrPort(), err
+	}
+	return n, netip.AddrPort{}, err
+}
+
+// writeTo answers a client from the listener's socket.
+func (r *Relay) writeTo(b []byte, client netip.AddrPort) (int, error) {
+	if uc, ok := r.pc.(*net.UDPConn); ok {
+		return uc.WriteToUDPAddrPort(b, client)
+	}
+	return r.pc.WriteTo(b, net.UDPAddrFromAddrPort(client))
+}
+
 // Addr is the bound address.
 func (r *Relay) Addr() net.Addr { return r.pc.LocalAddr() }
 
@@ -216,7 +237,7 @@ func (r *Relay) read() {
 	defer r.wg.Done()
 	buf := make([]byte, maxDatagram)
 	for {
-		n, from, err := r.pc.ReadFrom(buf)
+		n, client, err := r.readFrom(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -229,11 +250,6 @@ func (r *Relay) read() {
 			time.Sleep(10 * time.Millisecond) // never spin on a persistent error
 			continue
 		}
-		ua, ok := from.(*net.UDPAddr)
-		if !ok {
-			continue
-		}
-		client := ua.AddrPort()
 		client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
 		r.in.Add(float64(n))
 		f := r.flowFor(client)
