@@ -138,6 +138,8 @@ func TestProblemsNamePaths(t *testing.T) {
 				"listeners[0].l7policies[1].redirect_url: must be an absolute URL", "listeners[0].l7policies[1].redirect_http_code: must be 301", "listeners[0].l7policies[1].rules[0].compare_type: FILE_TYPE takes EQUAL_TO or REGEX"}},
 		{"hsts on HTTP", "listeners: [{name: a, protocol: HTTP, bind: ':80', hsts_max_age: 100}]",
 			[]string{"listeners[0].hsts_max_age: is only allowed on TERMINATED_HTTPS"}},
+		{"https_redirect", "listeners: [{name: a, protocol: TCP, bind: ':80', https_redirect: {}}, {name: b, protocol: HTTP, bind: ':81', https_redirect: {port: 70000}}, {name: c, protocol: HTTP, bind: ':82', https_redirect: {code: 200}}]",
+			[]string{"listeners[0].https_redirect: is only for HTTP listeners", "listeners[1].https_redirect.port: must be 1-65535, not 70000", "listeners[2].https_redirect.code: must be 301, 302, 303, 307 or 308"}},
 		{"two documents", "listeners: []\n---\nlisteners: []\n", []string{"more than one YAML document"}},
 	}
 	for _, tc := range cases {

@@ -177,6 +177,11 @@ type Listener struct {
 	HSTSIncludeSubdomain bool     `yaml:"hsts_include_subdomains,omitempty" json:"hsts_include_subdomains,omitempty"`
 	HSTSPreload          bool     `yaml:"hsts_preload,omitempty" json:"hsts_preload,omitempty"`
 
+	// HTTPSRedirect, on an HTTP listener, answers every request with a
+	// redirect to the same host, path and query over HTTPS (a terminator
+	// extension; Octavia's form is a REDIRECT_PREFIX policy to "https://").
+	HTTPSRedirect *HTTPSRedirect `yaml:"https_redirect,omitempty" json:"https_redirect,omitempty"`
+
 	// L7Policies route, redirect or reject requests before the default pool.
 	L7Policies []L7Policy `yaml:"l7policies,omitempty" json:"l7policies,omitempty"`
 
@@ -184,6 +189,13 @@ type Listener struct {
 	// id-only spelling. At most one may be set.
 	DefaultPool   string `yaml:"default_pool,omitempty" json:"default_pool,omitempty"`
 	DefaultPoolID string `yaml:"default_pool_id,omitempty" json:"default_pool_id,omitempty"`
+}
+
+// HTTPSRedirect is where an HTTP listener sends its clients: the HTTPS
+// port (default 443, left out of the URL) and the status (default 301).
+type HTTPSRedirect struct {
+	Port int `yaml:"port,omitempty" json:"port,omitempty"`
+	Code int `yaml:"code,omitempty" json:"code,omitempty"`
 }
 
 // Pool is an Octavia pool of members.

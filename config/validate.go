@@ -134,6 +134,19 @@ func (c *Config) validateListener(v *collector, i int, l *Listener) {
 			}
 		}
 	}
+	if rd := l.HTTPSRedirect; rd != nil {
+		switch {
+		case l.Protocol != ProtocolHTTP:
+			v.errorf(p("https_redirect"), "is only for HTTP listeners")
+		case rd.Port < 0 || rd.Port > 65535:
+			v.errorf(p("https_redirect.port"), "must be 1-65535, not %d", rd.Port)
+		case rd.Code != 0 && !slices.Contains([]int{301, 302, 303, 307, 308}, rd.Code):
+			v.errorf(p("https_redirect.code"), "must be 301, 302, 303, 307 or 308")
+		}
+		if l.PoolRef() != "" || len(l.L7Policies) > 0 {
+			v.warnf(p("https_redirect"), "every request is redirected: the default pool and L7 policies are never used")
+		}
+	}
 	if l.Protocol == ProtocolUDP && len(l.ProxyProtocolFrom) > 0 {
 		v.errorf(p("proxy_protocol_from"), "is only for TCP-based listeners: a UDP datagram carries no PROXY header")
 	}

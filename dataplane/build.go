@@ -183,6 +183,15 @@ func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools 
 		AccessLog:       *cfg.Log.AccessLog,
 		Layer4:          l.Layer4(),
 	}
+	if rd := l.HTTPSRedirect; rd != nil {
+		route.Redirect, route.RedirectCode = "https://", 301
+		if rd.Port != 0 {
+			route.Redirect = fmt.Sprintf("https://:%d", rd.Port)
+		}
+		if rd.Code != 0 {
+			route.RedirectCode = rd.Code
+		}
+	}
 	if l.Protocol == config.ProtocolPrometheus && b.mx != nil {
 		route.Exporter = b.mx.HAProxyExporter()
 	}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -468,6 +467,11 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if st.Redirect != "" {
+		redirect(rec, st.Redirect, st.RedirectCode, r)
+		l.finish(st, r, rec, nil, ci, nil, start)
+		return
+	}
 	pool := st.Pool
 	if pol := st.Router.match(r, ci); pol != nil {
 		switch pol.Action {
@@ -475,13 +479,13 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(rec, http.StatusForbidden, "the request was rejected by policy")
 			l.finish(st, r, rec, nil, ci, nil, start)
 			return
-		case ActionRedirectURL, ActionRedirectPrefix:
-			target := pol.URL
-			if pol.Action == ActionRedirectPrefix {
-				target = strings.TrimSuffix(pol.Prefix, "/") + r.URL.RequestURI()
-			}
-			rec.Header().Set("Location", target)
+		case ActionRedirectURL:
+			rec.Header().Set("Location", pol.URL)
 			rec.WriteHeader(pol.Code)
+			l.finish(st, r, rec, nil, ci, nil, start)
+			return
+		case ActionRedirectPrefix:
+			redirect(rec, pol.Prefix, pol.Code, r)
 			l.finish(st, r, rec, nil, ci, nil, start)
 			return
 		case ActionRedirectPool:

@@ -22,6 +22,11 @@ type Route struct {
 	TicketLifetime time.Duration
 	// Pool receives the requests no L7 policy claims; nil answers 503.
 	Pool *Pool
+	// Redirect, if set, answers every request with a redirect to this
+	// prefix and the request's path and query; a prefix without a host
+	// ("https://", "https://:8443") keeps the request's host.
+	Redirect     string
+	RedirectCode int
 	// Router holds the listener's compiled L7 policies (nil: none).
 	Router  *Router
 	Headers HeaderRules
