@@ -79,7 +79,7 @@ Every command and subcommand takes --help. See README.md for the configuration.`
 		},
 	}
 	root.SetVersionTemplate(versionLine() + "\n")
-	root.AddCommand(newServeCmd(), newUpgradeCmd(), newCheckCmd(), newCertCmd(), newDemoCmd(), newCACmd(), newCtlCmd(), newAgentCmd(),
+	root.AddCommand(newServeCmd(), newReloadCmd(), newUpgradeCmd(), newCheckCmd(), newCertCmd(), newDemoCmd(), newCACmd(), newCtlCmd(), newAgentCmd(),
 		&cobra.Command{
 			Use: "version", Short: "Print the version", Args: cobra.NoArgs,
 			Run: func(*cobra.Command, []string) { fmt.Println(versionLine()) },

@@ -11,13 +11,86 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/terminator-proxy/terminator/dataplane"
+	"github.com/terminator-proxy/terminator/internal/atomicfile"
 )
 
 // The pidfile names the process serving; a binary upgrade's successor
 // rewrites it once it has taken over, and a failed upgrade leaves its cause
 // in pidfile+upgradeSuffix, which is how "terminator upgrade" learns the
-// result without systemd.
-const upgradeSuffix = ".upgrade"
+// result without systemd. Each SIGHUP reload leaves its result in
+// pidfile+reloadSuffix for "terminator reload".
+const (
+	upgradeSuffix = ".upgrade"
+	reloadSuffix  = ".reload"
+)
+
+// recordReload writes a reload's result beside the pidfile, if there is
+// one: "ok <generation>", or "failed" and every problem.
+func recordReload(pidfile string, plane *dataplane.Plane, err error) {
+	if pidfile == "" {
+		return
+	}
+	text := "ok " + servingStatus(plane) + "\n"
+	if err != nil {
+		text = "failed\n" + err.Error() + "\n"
+	}
+	if err := atomicfile.Write(pidfile+reloadSuffix, []byte(text), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "terminator: recording the reload's result:", err)
+	}
+}
+
+func newReloadCmd() *cobra.Command {
+	var pidfile string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "reload",
+		Short: "Reload the running proxy's configuration (SIGHUP) and report the result",
+		Long: `Send SIGHUP to the terminator named by --pidfile and wait for the result of the
+reload: exit 0 and print what serves, or exit 1 and print every problem of the
+refused configuration (the previous one keeps serving). systemctl reload sends
+the same signal.`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error { return status(cmdReload(pidfile, timeout)) },
+	}
+	cmd.Flags().StringVar(&pidfile, "pidfile", "/run/terminator/terminator.pid", "the pidfile of terminator serve")
+	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "how long to wait for the result (certificates may be fetched)")
+	return cmd
+}
+
+func cmdReload(pidfile string, timeout time.Duration) int {
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(os.Stderr, "terminator reload: "+format+"\n", a...)
+		return 1
+	}
+	pid, err := readPidfile(pidfile)
+	if err != nil {
+		return fail("%v", err)
+	}
+	result := pidfile + reloadSuffix
+	if err := os.Remove(result); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fail("%v", err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		return fail("signalling pid %d: %v", pid, err)
+	}
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		data, err := os.ReadFile(result)
+		if err != nil {
+			if !alive(pid) {
+				return fail("pid %d exited", pid)
+			}
+			continue
+		}
+		if text, ok := strings.CutPrefix(string(data), "ok "); ok {
+			fmt.Printf("terminator: reloaded, %s", text)
+			return 0
+		}
+		return fail("refused; the previous configuration keeps serving:\n%s", strings.TrimPrefix(string(data), "failed\n"))
+	}
+	return fail("no result within %v", timeout)
+}
 
 // writePidfile atomically writes pid to path.
 func writePidfile(path string, pid int) error {

@@ -118,6 +118,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		Listen:       func(_, addr string) (net.Listener, error) { return o.bind.listen(sockData, addr) },
 		ListenPacket: func(_, addr string) (net.PacketConn, error) { return o.bind.listenPacket(addr) },
 		OnReload: func(err error) {
+			recordReload(o.upgrade.pidfile, plane, err)
 			if err != nil {
 				sd.ready("reload refused, the previous configuration keeps serving: " + firstLine(err.Error()))
 				return
@@ -193,11 +194,6 @@ func serve(ctx context.Context, o serveOptions) error {
 		o.onReady(plane)
 	}
 	sd.ready(servingStatus(plane)) // every listener is bound, the first snapshot applied
-	if pf := o.upgrade.pidfile; pf != "" {
-		if err := writePidfile(pf, os.Getpid()); err != nil {
-			return err
-		}
-	}
 	wg.Add(1)
 	go func() { defer wg.Done(); sd.watchdog(bg, ready) }()
 
@@ -249,6 +245,13 @@ func serve(ctx context.Context, o serveOptions) error {
 		}
 	}()
 
+	// The pidfile goes last: whoever reads it may signal at once, and
+	// SIGHUP or SIGUSR2 before their handlers would end the process.
+	if pf := o.upgrade.pidfile; pf != "" {
+		if err := writePidfile(pf, os.Getpid()); err != nil {
+			return err
+		}
+	}
 	select {
 	case <-ctx.Done():
 		sd.stopping()
