@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -186,6 +187,10 @@ func (hc *h1conn) serve() {
 			}
 			hc.br = connReaders.Get().(*bufio.Reader)
 			hc.br.Reset(&hc.src)
+		}
+		if hc.fresh && hc.rec == nil && hc.prefaceH2C() {
+			hijacked = true // the HTTP/2 server owns the connection now
+			return
 		}
 		r, body, err := hc.readRequest(base)
 		if err != nil {
@@ -476,3 +481,33 @@ func checkH2Request(r *http.Request) error {
 	}
 	return nil
 }
+
+// h2cPreface opens every HTTP/2 connection (RFC 9113 §3.4).
+const h2cPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// prefaceH2C hands a plain connection whose first bytes are the HTTP/2
+// preface (h2c with prior knowledge) to the listener's HTTP/2 server,
+// bytes already read included, and reports whether it did. Every HTTP/1
+// request line has at least 4 bytes, so peeking them never waits for
+// more than a request sends.
+func (hc *h1conn) prefaceH2C() bool {
+	b, err := hc.br.Peek(4)
+	if err != nil || string(b) != h2cPreface[:4] {
+		return false
+	}
+	if b, err = hc.br.Peek(len(h2cPreface)); err != nil || string(b) != h2cPreface {
+		return false // "PRI " without the rest: refused as HTTP/1 would be
+	}
+	buffered, _ := hc.br.Peek(hc.br.Buffered())
+	replay := append([]byte(nil), buffered...)
+	hc.l.deliver(&replayConn{Conn: hc.c, r: io.MultiReader(bytes.NewReader(replay), hc.c)})
+	return true
+}
+
+// replayConn is a connection whose first bytes were already read.
+type replayConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }

@@ -240,6 +240,7 @@ func (l *Listener) startGeneration(p serverParams) *generation {
 	g.srv.Protocols = new(http.Protocols)
 	g.srv.Protocols.SetHTTP1(true)
 	g.srv.Protocols.SetHTTP2(true)
+	g.srv.Protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge, handed over by the HTTP/1 loop
 	l.serving.Add(1)
 	go func() {
 		defer l.serving.Done()
