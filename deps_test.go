@@ -30,6 +30,7 @@ func TestDependencyDirection(t *testing.T) {
 		"upgrade":            {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config", "certs"},
 		"udprelay":           {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config", "certs"},
 		"peersync":           {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config", "certs"},
+		"accesslog":          {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config", "certs"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "./"+pkg).Output()

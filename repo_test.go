@@ -66,7 +66,7 @@ func TestRepoRootHoldsOnlyTheDesign(t *testing.T) {
 	}
 	allowed := []string{
 		".ci", ".gitignore", "Makefile", "README.md", "go.mod", "go.sum", "doc.go", "deps_test.go", "repo_test.go",
-		"admin", "amphora", "backends", "bench", "certs", "cmd", "config", "dataplane", "health", "internal", "metrics",
+		"accesslog", "admin", "amphora", "backends", "bench", "certs", "cmd", "config", "dataplane", "health", "internal", "metrics",
 		"mtlsctl", "packaging", "peersync", "pki", "proxy", "scripts", "sni", "udprelay", "upgrade",
 	}
 	seen := map[string]bool{}

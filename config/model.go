@@ -114,6 +114,23 @@ type Log struct {
 	Format    string `yaml:"format,omitempty" json:"format,omitempty"`
 	Level     string `yaml:"level,omitempty" json:"level,omitempty"`
 	AccessLog *bool  `yaml:"access_log,omitempty" json:"access_log,omitempty"`
+	// Access, if set, sends the access log to its own output and format
+	// instead of the process log.
+	Access *AccessLog `yaml:"access,omitempty" json:"access,omitempty"`
+	// RequestID gives every request an X-Request-Id (kept when the client
+	// sent one), passed to the member and written in the access log.
+	RequestID bool `yaml:"request_id,omitempty" json:"request_id,omitempty"`
+}
+
+// AccessLog is where access-log lines go: output "stderr", "file" (path;
+// reopened on SIGUSR1, for logrotate) or "syslog" (syslog_address:
+// udp://, tcp:// or unix://), as "text", "json", "httplog" (Octavia's
+// default user_log_format) or a haproxy log-format string.
+type AccessLog struct {
+	Output        string `yaml:"output,omitempty" json:"output,omitempty"`
+	Path          string `yaml:"path,omitempty" json:"path,omitempty"`
+	SyslogAddress string `yaml:"syslog_address,omitempty" json:"syslog_address,omitempty"`
+	Format        string `yaml:"format,omitempty" json:"format,omitempty"`
 }
 
 // DefaultSessionTicketLifetime is haproxy's tune.ssl.lifetime, in ms.

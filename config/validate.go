@@ -34,6 +34,21 @@ func (c *Config) Validate() (warnings Problems, err error) {
 	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
 		v.errorf("log.format", "must be text or json, not %q", c.Log.Format)
 	}
+	if a := c.Log.Access; a != nil {
+		switch a.Output {
+		case "", "stderr":
+		case "file":
+			if a.Path == "" {
+				v.errorf("log.access.path", "is required with output file")
+			}
+		case "syslog":
+			if !strings.HasPrefix(a.SyslogAddress, "udp://") && !strings.HasPrefix(a.SyslogAddress, "tcp://") && !strings.HasPrefix(a.SyslogAddress, "unix://") {
+				v.errorf("log.access.syslog_address", "must be udp://host:port, tcp://host:port or unix:///path, not %q", a.SyslogAddress)
+			}
+		default:
+			v.errorf("log.access.output", "must be stderr, file or syslog, not %q", a.Output)
+		}
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		v.errorf("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
 	}

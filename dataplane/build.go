@@ -181,6 +181,7 @@ func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools 
 		MemberTimeout:   ms(*l.TimeoutMemberData),
 		ConnectionLimit: l.EffectiveConnectionLimit(),
 		AccessLog:       *cfg.Log.AccessLog,
+		RequestID:       cfg.Log.RequestID,
 		Layer4:          l.Layer4(),
 	}
 	if rd := l.HTTPSRedirect; rd != nil {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/terminator-proxy/terminator/accesslog"
 	"github.com/terminator-proxy/terminator/certs"
 	"github.com/terminator-proxy/terminator/config"
 	"github.com/terminator-proxy/terminator/metrics"
@@ -34,6 +35,9 @@ type Options struct {
 	// default d.DialContext. Listen and Dial together put the data plane
 	// in another network namespace (the amphora's).
 	Dial proxy.DialFunc
+	// AccessLog, if set, receives the access-log lines of every listener
+	// whose configuration asks for them (log.access_log).
+	AccessLog *accesslog.Logger
 	// Now is the clock for certificate validity; default time.Now.
 	Now func() time.Time
 	// OnReload, if set, is told the result of each configuration reload
@@ -133,6 +137,9 @@ func (p *Plane) apply(ctx context.Context, cfg *config.Config) error {
 	snap, err := build(ctx, cfg, p.opts.Certs, p.states, p.opts.Metrics, p.opts.Now())
 	if err != nil {
 		return err
+	}
+	for _, ls := range snap.Listeners { // before any listener sees the routes
+		ls.Route.Access = p.opts.AccessLog
 	}
 	if ref := TicketKeysRef(cfg); ref != "" {
 		snap.Refs = append(snap.Refs, ref)

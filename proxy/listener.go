@@ -468,6 +468,9 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if st.RequestID && r.Header.Get(requestIDHeader) == "" {
+		r.Header.Set(requestIDHeader, newRequestID())
+	}
 	if st.Redirect != "" {
 		redirect(rec, st.Redirect, st.RedirectCode, r)
 		l.finish(st, r, rec, nil, ci, nil, start)
@@ -529,6 +532,10 @@ func (l *Listener) finish(st *routeState, r *http.Request, rec *recorder, m *Mem
 	member := "-"
 	if m != nil {
 		member = m.Addr
+	}
+	if st.Access != nil {
+		st.Access.Log(accessEntry(st, r, rec, m, ci, in, start, elapsed))
+		return
 	}
 	l.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "access",
 		slog.String("listener", st.Listener),

@@ -16,6 +16,7 @@ import (
 type Member struct {
 	Name string // for logs and metrics; the address when the config has none
 	Addr string // host:port
+	pool string // its pool's name, for the access log
 
 	state    *MemberState // survives reloads
 	hash     uint64       // of Addr, for SOURCE_IP
@@ -103,7 +104,7 @@ func NewPool(spec PoolSpec, states *States, mx *metrics.Metrics) *Pool {
 		if label == "" {
 			label = addr
 		}
-		m := &Member{Name: label, Addr: addr, state: states.get(name, addr), hash: mix64(fnv64(addr)),
+		m := &Member{Name: label, Addr: addr, pool: name, state: states.get(name, addr), hash: mix64(fnv64(addr)),
 			cookie: memberCookie(s.ID, addr), serving: s.Enabled && s.Weight > 0, maxConns: s.MaxConnections}
 		p.byAddr[addr], p.byCookie[m.cookie] = m, m
 		bindMember(mx, name, m)

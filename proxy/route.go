@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/netip"
 	"time"
+
+	"github.com/terminator-proxy/terminator/accesslog"
 )
 
 // Route is everything a listener serves with, swapped whole on reload.
@@ -48,8 +50,12 @@ type Route struct {
 	Allowed []netip.Prefix
 	// ProxyFrom lists the sources that must send a PROXY protocol header.
 	ProxyFrom []netip.Prefix
-	// AccessLog writes one log line per request.
+	// AccessLog writes one log line per request: to Access when set, else
+	// to the listener's logger.
 	AccessLog bool
+	Access    *accesslog.Logger
+	// RequestID gives each request an X-Request-Id (kept if sent).
+	RequestID bool
 	// Layer4 relays each connection's bytes to a member of Pool without
 	// parsing them (TCP and HTTPS pass-through listeners).
 	Layer4 bool

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/terminator-proxy/terminator/accesslog"
 	"github.com/terminator-proxy/terminator/admin"
 	"github.com/terminator-proxy/terminator/config"
 	"github.com/terminator-proxy/terminator/dataplane"
@@ -113,8 +114,15 @@ func serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	sd := notifier{o.log}
+	access, err := openAccessLog(o.cfg)
+	if err != nil {
+		return err
+	}
+	if access != nil {
+		defer access.Close()
+	}
 	var plane *dataplane.Plane
-	plane = dataplane.New(dataplane.Options{Certs: mgrs.registry, Logger: o.log, Metrics: mx, DrainTimeout: o.drain,
+	plane = dataplane.New(dataplane.Options{Certs: mgrs.registry, Logger: o.log, Metrics: mx, DrainTimeout: o.drain, AccessLog: access,
 		Listen:       func(_, addr string) (net.Listener, error) { return o.bind.listen(sockData, addr) },
 		ListenPacket: func(_, addr string) (net.PacketConn, error) { return o.bind.listenPacket(addr) },
 		OnReload: func(err error) {
@@ -200,6 +208,27 @@ func serve(ctx context.Context, o serveOptions) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	if access != nil { // SIGUSR1 reopens the access-log file, after logrotate
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		defer signal.Stop(usr1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-bg.Done():
+					return
+				case <-usr1:
+					if err := access.Reopen(); err != nil {
+						o.log.Error("SIGUSR1: the access log could not be reopened; writing on to the old file", "err", err)
+					} else {
+						o.log.Info("SIGUSR1: access log reopened")
+					}
+				}
+			}
+		}()
+	}
 	reload := make(chan struct{}, 1)
 	wg.Add(1)
 	go func() {
@@ -295,4 +324,17 @@ func servingStatus(p *dataplane.Plane) string {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// openAccessLog opens log.access, if configured.
+func openAccessLog(cfg *config.Config) (*accesslog.Logger, error) {
+	a := cfg.Log.Access
+	if a == nil {
+		return nil, nil
+	}
+	l, err := accesslog.Open(accesslog.Options{Output: a.Output, Path: a.Path, SyslogAddress: a.SyslogAddress, Format: a.Format})
+	if err != nil {
+		return nil, fmt.Errorf("log.access: %w", err)
+	}
+	return l, nil
 }
