@@ -70,39 +70,33 @@ func Inherited() (*Inheritance, error) {
 // Listener takes the inherited listening socket of that name, if any; each
 // is taken once.
 func (in *Inheritance) Listener(name string) (net.Listener, bool, error) {
-	if in == nil {
-		return nil, false, nil
-	}
-	f, ok := in.files[name]
-	if !ok {
-		return nil, false, nil
-	}
-	delete(in.files, name)
-	ln, err := net.FileListener(f)
-	f.Close()
-	if err != nil {
-		return nil, false, fmt.Errorf("upgrade: inherited socket %s: %w", name, err)
-	}
-	return ln, true, nil
+	return take(in, name, net.FileListener)
 }
 
 // PacketConn takes the inherited datagram socket of that name, if any;
 // each is taken once.
 func (in *Inheritance) PacketConn(name string) (net.PacketConn, bool, error) {
+	return take(in, name, net.FilePacketConn)
+}
+
+// take turns the inherited descriptor of that name into a socket with
+// open, once.
+func take[T any](in *Inheritance, name string, open func(*os.File) (T, error)) (T, bool, error) {
+	var zero T
 	if in == nil {
-		return nil, false, nil
+		return zero, false, nil
 	}
 	f, ok := in.files[name]
 	if !ok {
-		return nil, false, nil
+		return zero, false, nil
 	}
 	delete(in.files, name)
-	pc, err := net.FilePacketConn(f)
+	sock, err := open(f)
 	f.Close()
 	if err != nil {
-		return nil, false, fmt.Errorf("upgrade: inherited socket %s: %w", name, err)
+		return zero, false, fmt.Errorf("upgrade: inherited socket %s: %w", name, err)
 	}
-	return pc, true, nil
+	return sock, true, nil
 }
 
 // CloseUnused closes the inherited sockets nobody took (listeners the new

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -34,21 +33,7 @@ listeners: [{name: web, protocol: HTTP, bind: %q, default_pool: app}]
 pools: [{name: app, members: [{address: 127.0.0.1, protocol_port: %s}]}]
 `, logPath, bind, port)
 	path := tu.WriteFile(t, dir, "t.yaml", []byte(cfg))
-	pidfile := filepath.Join(dir, "t.pid")
-	cmd := exec.Command(binary, "serve", "--config", path, "--pidfile", pidfile, "--drain-timeout", "2s")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, err := os.Stat(pidfile); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no pidfile")
-		}
-	}
+	cmd := startServing(t, path, filepath.Join(dir, "t.pid"))
 
 	var sent atomic.Int64
 	var mu sync.Mutex

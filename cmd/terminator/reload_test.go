@@ -27,19 +27,7 @@ func TestReloadCommand(t *testing.T) {
 	}
 	path := tu.WriteFile(t, dir, "t.yaml", []byte(cfg("")))
 	pidfile := filepath.Join(dir, "terminator.pid")
-	cmd := exec.Command(binary, "serve", "--config", path, "--pidfile", pidfile, "--drain-timeout", "1s")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, err := os.Stat(pidfile); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no pidfile")
-		}
-	}
+	startServing(t, path, pidfile)
 	out, errOut, code := terminator(t, "reload", "--pidfile", pidfile, "--timeout", "10s")
 	if code != 0 || !strings.Contains(out, "reloaded, serving 1 listener(s), configuration generation 2") {
 		t.Fatalf("a good reload: exit %d, %q %q", code, out, errOut)
@@ -57,5 +45,26 @@ func TestReloadCommand(t *testing.T) {
 	out, errOut, code = terminator(t, "reload", "--pidfile", filepath.Join(dir, "nope.pid"))
 	if code != 1 || !strings.Contains(errOut, "nope.pid") {
 		t.Fatalf("without a pidfile: exit %d, %q %q", code, out, errOut)
+	}
+}
+
+// startServing runs "terminator serve" with the config and pidfile until
+// the test ends, and returns once the pidfile names it (every signal
+// handler is in place then).
+func startServing(t *testing.T, config, pidfile string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(binary, "serve", "--config", config, "--pidfile", pidfile, "--drain-timeout", "2s")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(pidfile); err == nil {
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("terminator serve wrote no pidfile")
+		}
 	}
 }

@@ -205,74 +205,40 @@ func serve(ctx context.Context, o serveOptions) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); sd.watchdog(bg, ready) }()
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	if access != nil { // SIGUSR1 reopens the access-log file, after logrotate
-		usr1 := make(chan os.Signal, 1)
-		signal.Notify(usr1, syscall.SIGUSR1)
-		defer signal.Stop(usr1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-bg.Done():
-					return
-				case <-usr1:
-					if err := access.Reopen(); err != nil {
-						o.log.Error("SIGUSR1: the access log could not be reopened; writing on to the old file", "err", err)
-					} else {
-						o.log.Info("SIGUSR1: access log reopened")
-					}
-				}
-			}
-		}()
-	}
 	reload := make(chan struct{}, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-bg.Done():
-				return
-			case <-hup:
-				o.log.Info("SIGHUP: reloading configuration")
-				sd.reloading()
-				select {
-				case reload <- struct{}{}:
-				default:
-				}
-			}
+	defer onSignal(bg, &wg, syscall.SIGHUP, func() bool {
+		o.log.Info("SIGHUP: reloading configuration")
+		sd.reloading()
+		select {
+		case reload <- struct{}{}:
+		default:
 		}
-	}()
+		return false
+	})()
+	if access != nil { // SIGUSR1 reopens the access-log file, after logrotate
+		defer onSignal(bg, &wg, syscall.SIGUSR1, func() bool {
+			if err := access.Reopen(); err != nil {
+				o.log.Error("SIGUSR1: the access log could not be reopened; writing on to the old file", "err", err)
+			} else {
+				o.log.Info("SIGUSR1: access log reopened")
+			}
+			return false
+		})()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		plane.Run(bg, load, reload, mgrs.registry.Watchers())
 	}()
-
 	handedOver := make(chan struct{})
-	usr2 := make(chan os.Signal, 1)
-	signal.Notify(usr2, syscall.SIGUSR2)
-	defer signal.Stop(usr2)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-bg.Done():
-				return
-			case <-usr2:
-				o.log.Info("SIGUSR2: upgrading the binary", "binary", o.upgrade.exe)
-				if _, err := o.upgrade.handOver(ctx, plane, handOff, sd, o.log, mx); err == nil {
-					close(handedOver)
-					return
-				}
-			}
+	defer onSignal(bg, &wg, syscall.SIGUSR2, func() bool {
+		o.log.Info("SIGUSR2: upgrading the binary", "binary", o.upgrade.exe)
+		if _, err := o.upgrade.handOver(ctx, plane, handOff, sd, o.log, mx); err != nil {
+			return false
 		}
-	}()
+		close(handedOver)
+		return true
+	})()
 
 	// The pidfile goes last: whoever reads it may signal at once, and
 	// SIGHUP or SIGUSR2 before their handlers would end the process.
@@ -337,4 +303,28 @@ func openAccessLog(cfg *config.Config) (*accesslog.Logger, error) {
 		return nil, fmt.Errorf("log.access: %w", err)
 	}
 	return l, nil
+}
+
+// onSignal runs f for each sig until ctx ends or f returns true, in a
+// goroutine wg tracks. The returned function stops the delivery; until it
+// is called a later sig is ignored rather than left to its default action
+// (which would end the process).
+func onSignal(ctx context.Context, wg *sync.WaitGroup, sig os.Signal, f func() (done bool)) (stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sig)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ch:
+				if f() {
+					return
+				}
+			}
+		}
+	}()
+	return func() { signal.Stop(ch) }
 }
