@@ -32,7 +32,7 @@ func line(t *testing.T, format string, e *Entry) string {
 // log-format syntax), exactly; values cannot forge a line.
 func TestFormats(t *testing.T) {
 	for format, want := range map[string]string{
-		"text": `time=2026-11-28T10:06:04.123Z listener=web client=192.0.2.7 method=GET host=shop.example uri="/a?b=c" proto=HTTP/1.1 status=200 bytes_in=12 bytes_out=345 member=10.0.0.5:80 duration_ms=1.500 request_id=abc123`,
+		"text": `time=2026-11-28T10:06:04.123Z listener=web client=192.0.2.7 method=GET host=shop.example uri="/a?b=c" proto=HTTP/1.1 status=200 bytes_in=12 bytes_out=345 pool=app member=10.0.0.5:80 duration_ms=1.500 request_id=abc123`,
 		"json": `{"time":"2026-11-28T10:06:04.123Z","listener":"web","client":"192.0.2.7","method":"GET","host":"shop.example","uri":"/a?b=c","proto":"HTTP/1.1","status":200,"bytes_in":12,"bytes_out":345,"pool":"app","member":"10.0.0.5:80","duration_ms":1.5,"request_id":"abc123"}`,
 		// Octavia's default, as haproxy would write it for the same request.
 		"httplog":              `proj lb1 web 192.0.2.7 51234 [28/Nov/2026:10:06:04.123] "GET /a?b=c HTTP/1.1" 200 345 12 0 "" app 10.0.0.5:80 1 --`,
@@ -142,4 +142,31 @@ func TestSyslog(t *testing.T) {
 	if _, err := Open(Options{Output: "syslog", SyslogAddress: "127.0.0.1:514"}); err == nil {
 		t.Fatal("a syslog address without a scheme was accepted")
 	}
+}
+
+// TestREADMEFieldsTable: the README's access-log field reference is the
+// one the code defines; UPDATE_README=1 rewrites it.
+func TestREADMEFieldsTable(t *testing.T) {
+	const begin = "<!-- accesslog:begin (generated from accesslog/; UPDATE_README=1 go test ./accesslog rewrites it) -->\n"
+	const end = "<!-- accesslog:end -->"
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	i, j := strings.Index(readme, begin), strings.Index(readme, end)
+	if i < 0 || j < i {
+		t.Fatal("README.md has no accesslog:begin/end markers")
+	}
+	want := readme[:i+len(begin)] + FieldsTable() + readme[j:]
+	if want == readme {
+		return
+	}
+	if os.Getenv("UPDATE_README") != "" {
+		if err := os.WriteFile("../README.md", []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatal("README.md's access-log field table differs from the code; run UPDATE_README=1 go test ./accesslog")
 }

@@ -3,6 +3,8 @@ package accesslog
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -44,6 +46,10 @@ func text(b []byte, e *Entry) []byte {
 	b = strconv.AppendInt(b, e.BytesIn, 10)
 	b = append(b, " bytes_out="...)
 	b = strconv.AppendInt(b, e.BytesOut, 10)
+	if e.Pool != "" {
+		b = append(b, " pool="...)
+		b = appendValue(b, e.Pool)
+	}
 	b = append(b, " member="...)
 	b = appendValue(b, e.Member)
 	b = append(b, " duration_ms="...)
@@ -63,21 +69,22 @@ func appendValue(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
+// jsonEntry is a JSON line; its doc tags make the README's field table.
 type jsonEntry struct {
-	Time      string  `json:"time"`
-	Listener  string  `json:"listener"`
-	Client    string  `json:"client"`
-	Method    string  `json:"method"`
-	Host      string  `json:"host"`
-	URI       string  `json:"uri"`
-	Proto     string  `json:"proto"`
-	Status    int     `json:"status"`
-	BytesIn   int64   `json:"bytes_in"`
-	BytesOut  int64   `json:"bytes_out"`
-	Pool      string  `json:"pool,omitempty"`
-	Member    string  `json:"member"`
-	Duration  float64 `json:"duration_ms"`
-	RequestID string  `json:"request_id,omitempty"`
+	Time      string  `json:"time" doc:"when the request started, UTC, milliseconds"`
+	Listener  string  `json:"listener" doc:"the listener's id or name"`
+	Client    string  `json:"client" doc:"the client's address (from the PROXY header when one was sent)"`
+	Method    string  `json:"method" doc:"request method"`
+	Host      string  `json:"host" doc:"Host header (:authority on HTTP/2)"`
+	URI       string  `json:"uri" doc:"request target as sent"`
+	Proto     string  `json:"proto" doc:"HTTP/1.0, HTTP/1.1 or HTTP/2.0"`
+	Status    int     `json:"status" doc:"status sent to the client (0: none, the client went away)"`
+	BytesIn   int64   `json:"bytes_in" doc:"request body bytes read from the client"`
+	BytesOut  int64   `json:"bytes_out" doc:"response body bytes sent to the client"`
+	Pool      string  `json:"pool,omitempty" doc:"the pool that served it (absent when none did)"`
+	Member    string  `json:"member" doc:"the member's host:port, or -"`
+	Duration  float64 `json:"duration_ms" doc:"from the request's start to its last byte, milliseconds"`
+	RequestID string  `json:"request_id,omitempty" doc:"X-Request-Id, with log.request_id"`
 }
 
 func jsonLine(b []byte, e *Entry) []byte {
@@ -117,19 +124,17 @@ var variables = map[string]func([]byte, *Entry) []byte{
 		}
 		return append(b, e.ClientVerify...)
 	},
-	"[ssl_c_s_dn]":            func(b []byte, e *Entry) []byte { return append(b, e.ClientDN...) },
-	"{{ project_id }}":        func(b []byte, e *Entry) []byte { return append(b, dash(e.ProjectID)...) },
-	"{{ lb_id }}":             func(b []byte, e *Entry) []byte { return append(b, dash(e.LoadBalancer)...) },
-	"[unique-id]":             func(b []byte, e *Entry) []byte { return append(b, dash(e.RequestID)...) },
-	"[req.hdr(host)]":         func(b []byte, e *Entry) []byte { return append(b, e.Host...) },
-	"[capture.req.hdr(0)]":    func(b []byte, e *Entry) []byte { return append(b, e.Host...) },
-	"[capture.req.method]":    func(b []byte, e *Entry) []byte { return append(b, e.Method...) },
-	"[capture.req.uri]":       func(b []byte, e *Entry) []byte { return append(b, e.URI...) },
-	"[capture.req.ver]":       func(b []byte, e *Entry) []byte { return append(b, e.Proto...) },
-	"[ssl_fc_has_crt]":        func(b []byte, e *Entry) []byte { return append(b, boolDigit(e.ClientDN != "")...) },
-	"[src]":                   func(b []byte, e *Entry) []byte { return append(b, dash(e.ClientIP)...) },
-	"[dst]":                   func(b []byte, e *Entry) []byte { return append(b, '-') },
-	"[res.hdr(content-type)]": func(b []byte, e *Entry) []byte { return append(b, '-') },
+	"[ssl_c_s_dn]":         func(b []byte, e *Entry) []byte { return append(b, e.ClientDN...) },
+	"{{ project_id }}":     func(b []byte, e *Entry) []byte { return append(b, dash(e.ProjectID)...) },
+	"{{ lb_id }}":          func(b []byte, e *Entry) []byte { return append(b, dash(e.LoadBalancer)...) },
+	"[unique-id]":          func(b []byte, e *Entry) []byte { return append(b, dash(e.RequestID)...) },
+	"[req.hdr(host)]":      func(b []byte, e *Entry) []byte { return append(b, e.Host...) },
+	"[capture.req.hdr(0)]": func(b []byte, e *Entry) []byte { return append(b, e.Host...) },
+	"[capture.req.method]": func(b []byte, e *Entry) []byte { return append(b, e.Method...) },
+	"[capture.req.uri]":    func(b []byte, e *Entry) []byte { return append(b, e.URI...) },
+	"[capture.req.ver]":    func(b []byte, e *Entry) []byte { return append(b, e.Proto...) },
+	"[ssl_fc_has_crt]":     func(b []byte, e *Entry) []byte { return append(b, boolDigit(e.ClientDN != "")...) },
+	"[src]":                func(b []byte, e *Entry) []byte { return append(b, dash(e.ClientIP)...) },
 }
 
 func dash(s string) string {
@@ -253,4 +258,29 @@ func escape(b []byte, start int, quoted bool) []byte {
 		}
 	}
 	return b
+}
+
+// FieldsTable lists the JSON (and text) access-log fields and the haproxy
+// log-format variables filled, as Markdown, from the code: the README's
+// reference is made from it.
+func FieldsTable() string {
+	var b strings.Builder
+	b.WriteString("| field (`json`, `text`) | meaning |\n|---|---|\n")
+	t := reflect.TypeOf(jsonEntry{})
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		fmt.Fprintf(&b, "| `%s` | %s |\n", name, f.Tag.Get("doc"))
+	}
+	names := make([]string, 0, len(variables))
+	for name := range variables {
+		if strings.HasPrefix(name, "{{") {
+			names = append(names, "`"+name+"`")
+		} else {
+			names = append(names, "`%"+name+"`")
+		}
+	}
+	sort.Strings(names)
+	fmt.Fprintf(&b, "\nhaproxy log-format variables filled (others are refused at start): %s.\n", strings.Join(names, ", "))
+	return b.String()
 }
