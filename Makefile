@@ -29,15 +29,15 @@ test: fmt-check vet deps
 ## Debian's Barbican and Keystone packages, Debian's python3-octavia, whose
 ## own code drives the amphora tests, a Debian 12 amphora root with Debian's
 ## octavia-agent for the image element's test (mmdebstrap, cached),
-## keepalived (ACTIVE_STANDBY) and lintian (needs root, as CI has).
+## keepalived (ACTIVE_STANDBY), curl and lintian (needs root, as CI has).
 deps:
 	scripts/vault-dev build >/dev/null
 	scripts/barbican-dev install
 	scripts/octavia-peer install
 	scripts/amphora-root build >/dev/null
-	@dpkg -s lintian keepalived >/dev/null 2>&1 || { echo "deps: installing lintian (checks the Debian package) and keepalived (ACTIVE_STANDBY amphorae)"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian keepalived || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian keepalived; }; }
+	@dpkg -s lintian keepalived curl >/dev/null 2>&1 || { echo "deps: installing lintian (checks the Debian package), keepalived (ACTIVE_STANDBY amphorae) and curl (a client the tests use)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian keepalived curl || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian keepalived curl; }; }
 
 ## build: the static binary, version, commit and date stamped in.
 build:
