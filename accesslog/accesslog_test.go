@@ -3,6 +3,7 @@ package accesslog
 import (
 	"bufio"
 	"fmt"
+	tu "github.com/terminator-proxy/terminator/internal/testutil"
 	"net"
 	"os"
 	"path/filepath"
@@ -147,26 +148,7 @@ func TestSyslog(t *testing.T) {
 // TestREADMEFieldsTable: the README's access-log field reference is the
 // one the code defines; UPDATE_README=1 rewrites it.
 func TestREADMEFieldsTable(t *testing.T) {
-	const begin = "<!-- accesslog:begin (generated from accesslog/; UPDATE_README=1 go test ./accesslog rewrites it) -->\n"
-	const end = "<!-- accesslog:end -->"
-	data, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme := string(data)
-	i, j := strings.Index(readme, begin), strings.Index(readme, end)
-	if i < 0 || j < i {
-		t.Fatal("README.md has no accesslog:begin/end markers")
-	}
-	want := readme[:i+len(begin)] + FieldsTable() + readme[j:]
-	if want == readme {
-		return
-	}
-	if os.Getenv("UPDATE_README") != "" {
-		if err := os.WriteFile("../README.md", []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Fatal("README.md's access-log field table differs from the code; run UPDATE_README=1 go test ./accesslog")
+	tu.GeneratedSection(t, "../README.md",
+		"<!-- accesslog:begin (generated from accesslog/; UPDATE_README=1 go test ./accesslog rewrites it) -->\n",
+		"<!-- accesslog:end -->", FieldsTable())
 }

@@ -1,6 +1,10 @@
 package config
 
-import "strings"
+import (
+	"net"
+	"strconv"
+	"strings"
+)
 
 // Protocols, client-authentication modes and algorithms, spelled as Octavia
 // spells them.
@@ -314,6 +318,17 @@ func (p *Pool) Enabled() bool { return p.AdminStateUp == nil || *p.AdminStateUp 
 
 // Enabled reports admin_state_up, which defaults to true.
 func (m *Member) Enabled() bool { return m.AdminStateUp == nil || *m.AdminStateUp }
+
+// HostPort is the member's address and port, host:port.
+func (m *Member) HostPort() string { return net.JoinHostPort(m.Address, strconv.Itoa(m.ProtocolPort)) }
+
+// Label names the member in logs and metrics: its name, else host:port.
+func (m *Member) Label() string {
+	if m.Name != "" {
+		return m.Name
+	}
+	return m.HostPort()
+}
 
 // PoolRef is the listener's default pool reference, by either spelling.
 func (l *Listener) PoolRef() string {

@@ -42,11 +42,7 @@ func (p *Plane) restartChecksLocked(cfg *config.Config) {
 		}
 		hm := pl.HealthMonitor
 		for _, m := range pl.Members {
-			addr := net.JoinHostPort(m.Address, strconv.Itoa(m.ProtocolPort))
-			label := m.Name
-			if label == "" {
-				label = addr
-			}
+			addr, label := m.HostPort(), m.Label()
 			status := "NO_CHECK"
 			monitored := hm != nil && (hm.AdminStateUp == nil || *hm.AdminStateUp)
 			switch {

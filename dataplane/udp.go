@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/terminator-proxy/terminator/config"
@@ -47,13 +46,9 @@ func udpListener(l *config.Listener, cfg *config.Config, states *proxy.States) *
 		if !m.Enabled() {
 			continue // Octavia renders no real_server for it
 		}
-		addr := net.JoinHostPort(m.Address, strconv.Itoa(m.ProtocolPort))
-		label := m.Name
-		if label == "" {
-			label = addr
-		}
+		addr := m.HostPort()
 		spec.Members = append(spec.Members, udprelay.Member{
-			ID: m.ID, Label: label, Addr: addr, Weight: *m.Weight, Health: states.MemberState(pl.Key(), addr),
+			ID: m.ID, Label: m.Label(), Addr: addr, Weight: *m.Weight, Health: states.MemberState(pl.Key(), addr),
 		})
 	}
 	return spec

@@ -1,9 +1,10 @@
 package metrics
 
 import (
-	"os"
 	"strings"
 	"testing"
+
+	tu "github.com/terminator-proxy/terminator/internal/testutil"
 )
 
 const (
@@ -23,24 +24,5 @@ func TestREADMEMetricsTable(t *testing.T) {
 			t.Errorf("metric %+v: every metric is terminator_* and says what it means", d)
 		}
 	}
-	data, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme := string(data)
-	i, j := strings.Index(readme, beginMarker), strings.Index(readme, endMarker)
-	if i < 0 || j < i {
-		t.Fatal("README.md has no metrics:begin/end markers")
-	}
-	want := readme[:i+len(beginMarker)] + ReferenceTable() + readme[j:]
-	if want == readme {
-		return
-	}
-	if os.Getenv("UPDATE_README") != "" {
-		if err := os.WriteFile("../README.md", []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Fatal("README.md's metrics table differs from the code; run UPDATE_README=1 go test ./metrics")
+	tu.GeneratedSection(t, "../README.md", beginMarker, endMarker, ReferenceTable())
 }

@@ -184,10 +184,7 @@ func (h planeHealth) Health() heartbeat.Report {
 		}
 		ps := heartbeat.PoolStatus{Status: heartbeat.PoolDown, Members: map[string]string{}}
 		for _, m := range p.Members {
-			name := m.Name
-			if name == "" {
-				name = net.JoinHostPort(m.Address, strconv.Itoa(m.ProtocolPort))
-			}
+			name := m.Label()
 			st := "no check"
 			for s, hs := range memberStatus {
 				if gauge(h.mx.MemberStatus, p.Key(), name, s) == 1 {
