@@ -13,9 +13,10 @@ func TestDependencyDirection(t *testing.T) {
 	const mod = "github.com/terminator-proxy/terminator/"
 	forbidden := map[string][]string{
 		"certs":              {"proxy", "dataplane", "backends/", "sni", "config"},
-		"backends/file":      {"proxy", "dataplane", "sni", "cmd/", "mtlsctl"},
-		"backends/vault":     {"proxy", "dataplane", "sni", "cmd/", "mtlsctl"},
-		"backends/barbican":  {"proxy", "dataplane", "sni", "cmd/", "mtlsctl"},
+		"backends/file":      {"proxy", "dataplane", "sni", "cmd/", "mtlsctl", "backends/acme"},
+		"backends/vault":     {"proxy", "dataplane", "sni", "cmd/", "mtlsctl", "backends/acme"},
+		"backends/barbican":  {"proxy", "dataplane", "sni", "cmd/", "mtlsctl", "backends/acme"},
+		"backends/acme":      {"proxy", "dataplane", "sni", "cmd/", "mtlsctl", "config", "backends/file", "backends/vault", "backends/barbican"},
 		"mtlsctl":            {"proxy", "dataplane", "backends/", "cmd/"},
 		"sni":                {"proxy", "dataplane", "backends/", "config"},
 		"config":             {"proxy", "dataplane", "backends/", "sni", "certs"},

@@ -19,7 +19,7 @@ func TestMakeTestPreparesServersFirst(t *testing.T) {
 	}
 	steps := string(out)
 	goTest := strings.Index(steps, "go test")
-	for _, step := range []string{"scripts/vault-dev build", "scripts/barbican-dev install", "scripts/octavia-peer install"} {
+	for _, step := range []string{"scripts/vault-dev build", "scripts/pebble-dev build", "scripts/barbican-dev install", "scripts/octavia-peer install"} {
 		if i := strings.Index(steps, step); i < 0 || goTest < 0 || i > goTest {
 			t.Errorf("make test does not run %q before go test:\n%s", step, steps)
 		}

@@ -47,6 +47,7 @@ type Config struct {
 	Control   *Control   `yaml:"control,omitempty" json:"control,omitempty"`
 	Vault     *Vault     `yaml:"vault,omitempty" json:"vault,omitempty"`
 	Barbican  *Barbican  `yaml:"barbican,omitempty" json:"barbican,omitempty"`
+	ACME      *ACME      `yaml:"acme,omitempty" json:"acme,omitempty"`
 	Listeners []Listener `yaml:"listeners" json:"listeners"`
 	Pools     []Pool     `yaml:"pools,omitempty" json:"pools,omitempty"`
 	// Peers shares the persistence tables with the other instances of a
@@ -376,6 +377,41 @@ func (c *Config) FindPool(ref string) *Pool {
 		}
 	}
 	return nil
+}
+
+// ACME configures acme://NAME certificate references: certificates
+// obtained from an ACME CA and renewed two thirds into their lifetime.
+type ACME struct {
+	// Directory is the CA's directory URL.
+	Directory string `yaml:"directory" json:"directory"`
+	// AgreeTOS must be true: it accepts the CA's terms of service.
+	AgreeTOS bool   `yaml:"agree_tos" json:"agree_tos"`
+	Email    string `yaml:"email,omitempty" json:"email,omitempty"`
+	// CACert is a PEM file of CAs to trust for the directory's HTTPS,
+	// beside the system's (a private or test CA).
+	CACert string   `yaml:"ca_cert,omitempty" json:"ca_cert,omitempty"`
+	EAB    *ACMEEAB `yaml:"eab,omitempty" json:"eab,omitempty"`
+	// Challenges in order of preference: tls-alpn-01, http-01 (default
+	// both, in that order).
+	Challenges []string `yaml:"challenges,omitempty" json:"challenges,omitempty"`
+	// KeyType of certificate keys: ecdsa-p256 (default), ecdsa-p384,
+	// rsa-2048, rsa-4096.
+	KeyType string `yaml:"key_type,omitempty" json:"key_type,omitempty"`
+	// Storage holds the account, certificates and issuance locks:
+	// file:///DIR (default file:///var/lib/terminator/acme), or, shared
+	// by a fleet, vault://MOUNT/PATH (a KV v2 mount of the vault section's
+	// server) or barbican:///PREFIX (the barbican section's project).
+	Storage string `yaml:"storage,omitempty" json:"storage,omitempty"`
+	// CheckInterval (ms) is how often the storage is re-read for
+	// certificates other instances obtained; default 60000.
+	CheckInterval int `yaml:"check_interval,omitempty" json:"check_interval,omitempty"`
+}
+
+// ACMEEAB is an external account binding: the key id and a file holding
+// the base64url HMAC key the CA issued.
+type ACMEEAB struct {
+	KeyID       string `yaml:"key_id" json:"key_id"`
+	HMACKeyFile string `yaml:"hmac_key_file" json:"hmac_key_file"`
 }
 
 // Vault configures the vault: and vault-pki: certificate references. Unset

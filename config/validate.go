@@ -82,6 +82,9 @@ func (c *Config) Validate() (warnings Problems, err error) {
 			v.errorf("vault.refresh_interval", "must not be negative")
 		}
 	}
+	if c.ACME != nil {
+		validateACME(&v, c)
+	}
 	c.validatePools(&v)
 	c.validatePeers(&v)
 	binds := map[string]int{}
@@ -420,7 +423,7 @@ func checkRef(v *collector, path, ref string) {
 		return
 	}
 	if u.Scheme == "" {
-		v.errorf(path, "%q has no scheme; write file:///path, vault:…, or a Barbican https:// href", ref)
+		v.errorf(path, "%q has no scheme; write file:///path, vault:…, acme://name or a Barbican https:// href", ref)
 	}
 }
 
@@ -721,3 +724,41 @@ func validateUDPPersistence(v *collector, path string, sp *SessionPersistence) {
 
 // maxPersistenceTimeout bounds persistence_timeout (a day).
 const maxPersistenceTimeout = 86400
+
+func validateACME(v *collector, c *Config) {
+	a := c.ACME
+	if u, err := url.Parse(a.Directory); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		v.errorf("acme.directory", "must be the CA's directory URL (https://…), not %q", a.Directory)
+	}
+	if !a.AgreeTOS {
+		v.errorf("acme.agree_tos", "must be true: obtaining certificates accepts the CA's terms of service")
+	}
+	for i, ch := range a.Challenges {
+		if ch != "http-01" && ch != "tls-alpn-01" {
+			v.errorf(fmt.Sprintf("acme.challenges[%d]", i), "must be http-01 or tls-alpn-01, not %q", ch)
+		}
+	}
+	switch a.KeyType {
+	case "", "ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-4096":
+	default:
+		v.errorf("acme.key_type", "must be ecdsa-p256, ecdsa-p384, rsa-2048 or rsa-4096, not %q", a.KeyType)
+	}
+	if a.EAB != nil && (a.EAB.KeyID == "" || a.EAB.HMACKeyFile == "") {
+		v.errorf("acme.eab", "needs key_id and hmac_key_file")
+	}
+	if a.CheckInterval < 0 {
+		v.errorf("acme.check_interval", "must not be negative")
+	}
+	if a.Storage != "" {
+		u, err := url.Parse(a.Storage)
+		switch {
+		case err != nil:
+			v.errorf("acme.storage", "is not a URL: %v", err)
+		case u.Scheme == "file" && u.Path != "" && u.Host == "":
+		case u.Scheme == "vault" && u.Host != "":
+		case u.Scheme == "barbican" && u.Host == "":
+		default:
+			v.errorf("acme.storage", "must be file:///DIR, vault://MOUNT/PATH or barbican:///PREFIX, not %q", a.Storage)
+		}
+	}
+}

@@ -42,6 +42,12 @@ func newHarness(t *testing.T) *harness {
 // newBenchHarness is newHarness without the leak check, for benchmarks.
 func newBenchHarness(t testing.TB) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil)
+}
+
+// newHarnessWith lets mutate set plane options before the plane is made.
+func newHarnessWith(t testing.TB, mutate func(*dataplane.Options)) *harness {
+	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), ca: tu.CA(t, "test CA"), mx: metrics.New()}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -54,7 +60,11 @@ func newBenchHarness(t testing.TB) *harness {
 	}
 	reg := certs.NewRegistry()
 	reg.Register("file", h.files)
-	h.plane = dataplane.New(dataplane.Options{Certs: reg, Logger: log, Metrics: h.mx, DrainTimeout: 5 * time.Second})
+	opts := dataplane.Options{Certs: reg, Logger: log, Metrics: h.mx, DrainTimeout: 5 * time.Second}
+	if mutate != nil {
+		mutate(&opts)
+	}
+	h.plane = dataplane.New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.files.Run(ctx); close(done) }()

@@ -38,6 +38,8 @@ type Options struct {
 	// AccessLog, if set, receives the access-log lines of every listener
 	// whose configuration asks for them (log.access_log).
 	AccessLog *accesslog.Logger
+	// Challenges, if set, answers ACME challenges on every listener.
+	Challenges proxy.ChallengeResponder
 	// Now is the clock for certificate validity; default time.Now.
 	Now func() time.Time
 	// OnReload, if set, is told the result of each configuration reload
@@ -178,7 +180,7 @@ func (p *Plane) apply(ctx context.Context, cfg *config.Config) error {
 		keep[ls.Bind] = true
 		if ln, ok := fresh[ls.Bind]; ok {
 			p.listeners[ls.Bind] = proxy.NewListener(ln, ls.Route, proxy.ListenerOptions{
-				Forwarder: p.forwarder, Logger: p.opts.Logger, Metrics: p.opts.Metrics,
+				Forwarder: p.forwarder, Logger: p.opts.Logger, Metrics: p.opts.Metrics, Challenges: p.opts.Challenges,
 			})
 		} else {
 			p.listeners[ls.Bind].Update(ls.Route)

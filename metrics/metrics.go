@@ -39,6 +39,7 @@ type Metrics struct {
 	SourceStale         *prometheus.GaugeVec   // ref: 1 while a secret store cannot refresh it
 	SourceStaleSince    *prometheus.GaugeVec   // ref
 	SourceNotAfter      *prometheus.GaugeVec   // ref: expiry of what is served for it
+	ACMEOrders          *prometheus.CounterVec // result: ok, failed
 	MemberStatus        *prometheus.GaugeVec   // pool, member, status: 1 for the current one
 }
 
@@ -113,6 +114,9 @@ func New() *Metrics {
 	m.SourceNotAfter = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "terminator_certificate_source_not_after_seconds", Help: "Expiry of the bundle served for a secret-store reference.",
 	}, []string{"ref"})
+	m.ACMEOrders = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "terminator_acme_orders_total", Help: "ACME orders this instance placed, by result (ok, failed); other instances' orders are not counted.",
+	}, []string{"result"})
 	m.UpgradesFailed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "terminator_upgrade_failures_total", Help: "Binary upgrades (SIGUSR2) refused because the new binary did not become ready; this process kept serving.",
 	})
@@ -122,7 +126,7 @@ func New() *Metrics {
 	m.MemberStatus = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "terminator_member_status", Help: "1 for the member's current status (UP, DOWN, DRAIN, MAINT, NO_CHECK), 0 for the others.",
 	}, []string{"pool", "member", "status"})
-	r.MustRegister(m.UpgradesFailed, m.Retries, m.MemberStatus, m.ControlCertNotAfter, m.ControlRefused, m.SourceStale, m.SourceStaleSince, m.SourceNotAfter,
+	r.MustRegister(m.ACMEOrders, m.UpgradesFailed, m.Retries, m.MemberStatus, m.ControlCertNotAfter, m.ControlRefused, m.SourceStale, m.SourceStaleSince, m.SourceNotAfter,
 
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ConnectionsActive, m.ConnectionsTotal, m.Handshakes, m.HandshakeFailures, m.Requests, m.MemberRequests,

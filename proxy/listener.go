@@ -32,6 +32,9 @@ type ListenerOptions struct {
 	Metrics   *metrics.Metrics
 	// MaxHeaderBytes caps request headers; default 64 KiB.
 	MaxHeaderBytes int
+	// Challenges, if set, answers ACME challenges: HTTP-01 requests on
+	// plain HTTP listeners and TLS-ALPN-01 handshakes on TLS ones.
+	Challenges ChallengeResponder
 }
 
 // Listener serves one bound socket. Its Route can be swapped at any time
@@ -95,7 +98,10 @@ func NewListener(ln net.Listener, r *Route, o ListenerOptions) *Listener {
 	// current route's config, built once per snapshot and never cloned, and
 	// keeps the ticket keys, so sessions resume across reloads.
 	l.base = &tls.Config{
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			if c := l.acmeTLSConfig(hello); c != nil {
+				return c, nil
+			}
 			if c := l.route.Load().TLS; c != nil {
 				return c, nil
 			}
@@ -389,6 +395,10 @@ func (l *Listener) handshake(c net.Conn, st *routeState, proxied bool) {
 		return
 	}
 	cs := tc.ConnectionState()
+	if cs.NegotiatedProtocol == acmeALPN {
+		_ = tc.Close() // a validation: nothing is served on it
+		return
+	}
 	l.recordHandshake(st, cs)
 	if cs.NegotiatedProtocol == "h2" {
 		l.deliver(tc)
@@ -467,6 +477,10 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			l.finish(st, r, rec, nil, ci, nil, start)
 			return
 		}
+	}
+	if st.TLS == nil && l.answerHTTP01(rec, r) {
+		l.finish(st, r, rec, nil, ci, nil, start)
+		return
 	}
 	if st.RequestID && r.Header.Get(requestIDHeader) == "" {
 		r.Header.Set(requestIDHeader, newRequestID())

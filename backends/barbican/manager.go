@@ -295,6 +295,8 @@ func (m *Manager) explain(err error, what string) error {
 		return fmt.Errorf("%w: Barbican refused to let terminator read %s; grant it: openstack acl user add --user %s <secret or container href> (for a container, also each of its secrets)", certs.ErrAccessDenied, what, user)
 	case gophercloud.ResponseCodeIs(err, http.StatusNotFound):
 		return fmt.Errorf("%w: %s does not exist in Barbican (deleted, or another project's)", certs.ErrNotFound, what)
+	case gophercloud.ResponseCodeIs(err, http.StatusRequestEntityTooLarge):
+		return fmt.Errorf("Barbican refuses %s: larger than its max_allowed_secret_in_bytes (default 10000)", what)
 	case gophercloud.ResponseCodeIs(err, http.StatusNotAcceptable), gophercloud.ResponseCodeIs(err, http.StatusUnsupportedMediaType):
 		return fmt.Errorf("%w: Barbican cannot give %s in its stored content type", certs.ErrUnreadable, what)
 	}

@@ -123,6 +123,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	}
 	var plane *dataplane.Plane
 	plane = dataplane.New(dataplane.Options{Certs: mgrs.registry, Logger: o.log, Metrics: mx, DrainTimeout: o.drain, AccessLog: access,
+		Challenges:   mgrs.challenges(),
 		Listen:       func(_, addr string) (net.Listener, error) { return o.bind.listen(sockData, addr) },
 		ListenPacket: func(_, addr string) (net.PacketConn, error) { return o.bind.listenPacket(addr) },
 		OnReload: func(err error) {

@@ -8,12 +8,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/terminator-proxy/terminator/backends/acme"
 	"github.com/terminator-proxy/terminator/backends/barbican"
 	"github.com/terminator-proxy/terminator/backends/file"
 	"github.com/terminator-proxy/terminator/backends/vault"
 	"github.com/terminator-proxy/terminator/certs"
 	"github.com/terminator-proxy/terminator/config"
 	"github.com/terminator-proxy/terminator/metrics"
+	"github.com/terminator-proxy/terminator/proxy"
 )
 
 // managers holds the certificate managers of one process and the
@@ -23,6 +25,15 @@ type managers struct {
 	file     *file.Manager
 	vault    *vault.Manager    // nil without a vault section or VAULT_ADDR
 	barbican *barbican.Manager // nil without a barbican section or OS_* variables
+	acme     *acme.Manager     // nil without an acme section
+}
+
+// challenges is what answers ACME challenges on the listeners, if anything.
+func (m *managers) challenges() proxy.ChallengeResponder {
+	if m.acme == nil {
+		return nil
+	}
+	return m.acme
 }
 
 // newManagers creates every certificate manager terminator has and
@@ -65,6 +76,12 @@ func newManagers(ctx context.Context, cfg *config.Config, log *slog.Logger, mx *
 		reg.Register("https", m.barbican)
 		reg.Register("http", m.barbican)
 	}
+	if cfg != nil && cfg.ACME != nil {
+		if m.acme, err = newACME(*cfg.ACME, m, log, mx); err != nil {
+			return nil, err
+		}
+		reg.Register("acme", m.acme)
+	}
 	return m, nil
 }
 
@@ -87,19 +104,24 @@ func vaultOptions(vc config.Vault, log *slog.Logger, mx *metrics.Metrics) (vault
 		}
 	}
 	if mx != nil {
-		o.OnStatus = func(ref string, err error, since, notAfter time.Time) {
-			stale, sinceUnix := 0.0, 0.0
-			if err != nil {
-				stale, sinceUnix = 1, float64(since.Unix())
-			}
-			mx.SourceStale.WithLabelValues(ref).Set(stale)
-			mx.SourceStaleSince.WithLabelValues(ref).Set(sinceUnix)
-			if !notAfter.IsZero() {
-				mx.SourceNotAfter.WithLabelValues(ref).Set(float64(notAfter.Unix()))
-			}
-		}
+		o.OnStatus = sourceStatus(mx)
 	}
 	return o, nil
+}
+
+// sourceStatus reports a secret store's view of one reference as metrics.
+func sourceStatus(mx *metrics.Metrics) func(ref string, err error, since, notAfter time.Time) {
+	return func(ref string, err error, since, notAfter time.Time) {
+		stale, sinceUnix := 0.0, 0.0
+		if err != nil {
+			stale, sinceUnix = 1, float64(since.Unix())
+		}
+		mx.SourceStale.WithLabelValues(ref).Set(stale)
+		mx.SourceStaleSince.WithLabelValues(ref).Set(sinceUnix)
+		if !notAfter.IsZero() {
+			mx.SourceNotAfter.WithLabelValues(ref).Set(float64(notAfter.Unix()))
+		}
+	}
 }
 
 // run runs the managers' watchers until ctx is done.
@@ -112,6 +134,10 @@ func (m *managers) run(ctx context.Context) {
 	if m.barbican != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); m.barbican.Run(ctx) }()
+	}
+	if m.acme != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); m.acme.Run(ctx) }()
 	}
 	m.file.Run(ctx)
 	wg.Wait()
