@@ -197,8 +197,15 @@ func (hc *h1conn) serve() {
 			hc.refuse(st, err)
 			return
 		}
+		first := hc.fresh // written only by this goroutine
 		if hc.setIdle(false) {
 			r.Close = true // shutting down: this is the last response
+		}
+		if first && !r.Close && st.TLS == nil && hc.ci.tls == nil {
+			if settings, ok := h2cUpgradeSettings(r, body); ok {
+				hc.upgradeH2C(r, settings, st)
+				return
+			}
 		}
 		w := newH1Response(hc, r, body)
 		var aborted bool
