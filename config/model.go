@@ -239,7 +239,13 @@ type Pool struct {
 	CRLContainerRef   string   `yaml:"crl_container_ref,omitempty" json:"crl_container_ref,omitempty"`
 	TLSVersions       []string `yaml:"tls_versions,omitempty" json:"tls_versions,omitempty"`
 	TLSCiphers        string   `yaml:"tls_ciphers,omitempty" json:"tls_ciphers,omitempty"`
-	ALPNProtocols     []string `yaml:"alpn_protocols,omitempty" json:"alpn_protocols,omitempty"`
+	// ALPNProtocols are offered to TLS members in order; with h2 among
+	// them, a member that selects it is spoken to in HTTP/2 (gRPC).
+	ALPNProtocols []string `yaml:"alpn_protocols,omitempty" json:"alpn_protocols,omitempty"`
+	// H2C speaks HTTP/2 with prior knowledge to members without TLS
+	// (haproxy's "proto h2"): a terminator extension, Octavia has no field
+	// for it.
+	H2C bool `yaml:"h2c,omitempty" json:"h2c,omitempty"`
 	// SessionPersistence keeps a client on one member (while it is up).
 	SessionPersistence *SessionPersistence `yaml:"session_persistence,omitempty" json:"session_persistence,omitempty"`
 	// HealthMonitor, if set, checks every member actively.

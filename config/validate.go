@@ -671,6 +671,13 @@ func validatePoolTLS(v *collector, p func(string) string, pl *Pool) {
 	if pl.CRLContainerRef != "" && pl.CATLSContainerRef == "" {
 		v.errorf(p("crl_container_ref"), "requires ca_tls_container_ref")
 	}
+	http2 := pl.H2C || pl.TLSEnabled && slices.Contains(pl.ALPNProtocols, "h2")
+	if pl.H2C && pl.TLSEnabled {
+		v.errorf(p("h2c"), "is HTTP/2 without TLS; for HTTP/2 over TLS offer h2 in alpn_protocols")
+	}
+	if http2 && (pl.Protocol == "PROXY" || pl.Protocol == "PROXYV2") {
+		v.errorf(p("protocol"), "%s sends one client's address per member connection; HTTP/2 to members shares connections between clients", pl.Protocol)
+	}
 	if !pl.TLSEnabled {
 		return
 	}
@@ -682,8 +689,10 @@ func validatePoolTLS(v *collector, p func(string) string, pl *Pool) {
 			v.errorf(p("tls_ciphers"), "%v", err)
 		}
 	}
-	if len(pl.ALPNProtocols) > 0 && !slices.Contains(pl.ALPNProtocols, "http/1.1") {
-		v.errorf(p("alpn_protocols"), "terminator speaks HTTP/1.1 to members; include http/1.1")
+	for j, a := range pl.ALPNProtocols {
+		if !slices.Contains(alpnNames, a) {
+			v.errorf(at(p("alpn_protocols"), j, ""), "unknown ALPN protocol %q (want h2, http/1.1 or http/1.0)", a)
+		}
 	}
 	if pl.CATLSContainerRef == "" {
 		v.warnf(p("ca_tls_container_ref"), "not set: member certificates are not verified (haproxy's verify none)")

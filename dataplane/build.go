@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -363,6 +364,7 @@ func (b *builder) pool(i int, p *config.Pool, states *proxy.States, mx *metrics.
 	if p.TLSEnabled {
 		spec.TLS, spec.TLSKey = b.poolTLS(fmt.Sprintf("pools[%d]", i), p)
 	}
+	spec.HTTP2 = p.H2C || p.TLSEnabled && slices.Contains(p.ALPNProtocols, "h2")
 	return proxy.NewPool(spec, states, mx)
 }
 
@@ -374,8 +376,11 @@ func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 // members being addressed by IP.
 func (b *builder) poolTLS(path string, p *config.Pool) (*tls.Config, string) {
 	key := sha256.New()
-	fmt.Fprintf(key, "%s\x00%v\x00%s\x00", p.Key(), p.TLSVersions, p.TLSCiphers)
+	fmt.Fprintf(key, "%s\x00%v\x00%s\x00%v\x00", p.Key(), p.TLSVersions, p.TLSCiphers, p.ALPNProtocols)
 	cfg := &tls.Config{NextProtos: []string{"http/1.1"}, InsecureSkipVerify: true} //nolint:gosec // verified below when a CA is set
+	if slices.Contains(p.ALPNProtocols, "h2") {
+		cfg.NextProtos = p.ALPNProtocols // the HTTP/2 transport offers these; HTTP/1.1 pools always ask for http/1.1
+	}
 	var err error
 	if cfg.MinVersion, cfg.MaxVersion, err = config.ParseTLSVersions(p.TLSVersions); err != nil {
 		b.errorf(path+".tls_versions", "%v", err)

@@ -318,13 +318,7 @@ func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, x *exchange, m
 		f.tunnel(w, r, x, mc, resp)
 		return false, false
 	}
-	if x.route.Headers.HSTS != "" && x.ci.tls != nil {
-		out.Set("Strict-Transport-Security", x.route.Headers.HSTS)
-	}
-	x.pool.persistResponse(out, r, x.member)
-	if x.member.state.answered(resp.status) {
-		f.log.Warn("member held out for a burst of 5xx answers", "pool", x.pool.Name, "member", x.member.Name, "for", passiveHold)
-	}
+	f.finishHead(w, r, x, resp.status)
 	w.WriteHeader(resp.status)
 	if resp.length == 0 {
 		return false, resp.keepAlive
@@ -341,6 +335,19 @@ func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, x *exchange, m
 		return true, false
 	}
 	return false, resp.keepAlive
+}
+
+// finishHead adds what terminator adds to every member's response head
+// (HSTS, the persistence cookie) and feeds the status to passive health.
+func (f *Forwarder) finishHead(w http.ResponseWriter, r *http.Request, x *exchange, status int) {
+	out := w.Header()
+	if x.route.Headers.HSTS != "" && x.ci.tls != nil {
+		out.Set("Strict-Transport-Security", x.route.Headers.HSTS)
+	}
+	x.pool.persistResponse(out, r, x.member)
+	if x.member.state.answered(status) {
+		f.log.Warn("member held out for a burst of 5xx answers", "pool", x.pool.Name, "member", x.member.Name, "for", passiveHold)
+	}
 }
 
 // copyResponseBody copies the body as framed by resp. Bodies of unknown

@@ -14,6 +14,7 @@ import (
 // process; it is safe for concurrent use.
 type Forwarder struct {
 	upstreams *transports
+	h2        *h2transports // members spoken to in HTTP/2
 	log       *slog.Logger
 	dial      DialFunc
 }
@@ -48,7 +49,7 @@ func NewForwarder(o ForwarderOptions) *Forwarder {
 	if o.MaxIdlePerMember <= 0 {
 		o.MaxIdlePerMember = 1024
 	}
-	return &Forwarder{log: o.Logger, dial: o.Dial, upstreams: &transports{
+	return &Forwarder{log: o.Logger, dial: o.Dial, h2: &h2transports{dial: o.Dial, byKey: map[h2Key]*http.Transport{}}, upstreams: &transports{
 		dial:     o.Dial,
 		byKey:    map[upstreamKey]*upstream{},
 		maxIdle:  o.MaxIdlePerMember,
@@ -57,7 +58,10 @@ func NewForwarder(o ForwarderOptions) *Forwarder {
 }
 
 // CloseIdle closes idle member connections (at shutdown).
-func (f *Forwarder) CloseIdle() { f.upstreams.closeIdle() }
+func (f *Forwarder) CloseIdle() {
+	f.upstreams.closeIdle()
+	f.h2.closeIdle()
+}
 
 // transportFor returns the member upstream for a route's timeouts.
 func (f *Forwarder) transportFor(r *Route) *upstream {
@@ -66,7 +70,10 @@ func (f *Forwarder) transportFor(r *Route) *upstream {
 
 // RetainTLS drops member upstreams whose TLS settings (by key) no pool
 // uses any more. Call it after each reload with the keys in use.
-func (f *Forwarder) RetainTLS(keys map[string]bool) { f.upstreams.retainTLS(keys) }
+func (f *Forwarder) RetainTLS(keys map[string]bool) {
+	f.upstreams.retainTLS(keys)
+	f.h2.retainTLS(keys)
+}
 
 // exchange is one request's forwarding state.
 type exchange struct {
@@ -93,6 +100,13 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, st *routeSta
 	if r.Method == http.MethodConnect {
 		writeError(w, http.StatusMethodNotAllowed, "CONNECT is not supported")
 		return body, false
+	}
+	if tr, ok := st.poolH2[pool]; ok {
+		scheme := "https"
+		if pool.tls == nil {
+			scheme = "http"
+		}
+		return body, f.exchangeH2(w, r, x, tr, scheme)
 	}
 	up := st.transport
 	if u, ok := st.poolTransports[pool]; ok {

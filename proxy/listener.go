@@ -122,6 +122,13 @@ func (l *Listener) newRouteState(r *Route) *routeState {
 	}
 	st := &routeState{Route: r, counters: newCounters(l.opts.Metrics, r.Listener), transport: l.opts.Forwarder.transportFor(r)}
 	for _, p := range append([]*Pool{r.Pool}, r.Router.Pools()...) {
+		if p != nil && p.http2 {
+			if st.poolH2 == nil {
+				st.poolH2 = map[*Pool]*http.Transport{}
+			}
+			st.poolH2[p] = l.opts.Forwarder.h2.get(h2Key{connect: r.ConnectTimeout, idle: r.MemberTimeout, tlsKey: p.tlsKey, h2c: p.tls == nil}, p.tls)
+			continue
+		}
 		if p == nil || (p.proxyVersion == 0 && p.tls == nil) {
 			continue
 		}

@@ -59,6 +59,9 @@ type PoolSpec struct {
 	// snapshot with the same settings.
 	TLS    *tls.Config
 	TLSKey string
+	// HTTP2 speaks HTTP/2 to members: offered by ALPN over TLS (the TLS
+	// config's NextProtos), with prior knowledge (h2c) without TLS.
+	HTTP2 bool
 }
 
 // Pool selects members by its algorithm. Selection allocates nothing:
@@ -78,6 +81,7 @@ type Pool struct {
 	proxyVersion            byte
 	tls                     *tls.Config
 	tlsKey                  string
+	http2                   bool
 	persistence, cookieName string
 	table                   *stickTable        // SOURCE_IP and APP_COOKIE
 	byAddr, byCookie        map[string]*Member // for persistence lookups
@@ -88,7 +92,7 @@ type Pool struct {
 // come from states (nil: fresh ones); mx may be nil.
 func NewPool(spec PoolSpec, states *States, mx *metrics.Metrics) *Pool {
 	name := spec.Name
-	p := &Pool{Name: name, algorithm: spec.Algorithm, persistence: spec.Persistence, cookieName: spec.CookieName, proxyVersion: spec.ProxyVersion, tls: spec.TLS, tlsKey: spec.TLSKey,
+	p := &Pool{Name: name, algorithm: spec.Algorithm, persistence: spec.Persistence, cookieName: spec.CookieName, proxyVersion: spec.ProxyVersion, tls: spec.TLS, tlsKey: spec.TLSKey, http2: spec.HTTP2,
 		byAddr: map[string]*Member{}, byCookie: map[string]*Member{}}
 	if mx == nil {
 		mx = discard

@@ -81,6 +81,8 @@ type routeState struct {
 	// poolTransports holds the member upstreams of pools that need their
 	// own (PROXY headers, TLS to members), resolved once per route.
 	poolTransports map[*Pool]*upstream
+	// poolH2 holds the HTTP/2 transports of pools that speak it.
+	poolH2 map[*Pool]*http.Transport
 }
 
 // errNotAllowed marks connections refused by Allowed.

@@ -1,0 +1,264 @@
+package dataplane_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	tu "github.com/terminator-proxy/terminator/internal/testutil"
+	"github.com/terminator-proxy/terminator/pki"
+)
+
+// testService is grpc-go's test service (its generated stubs) as the
+// member: UnaryCall echoes and answers the status it is asked for, with a
+// trailer; it waits "sleep" from the metadata first and reports on ended
+// when its context ends early. FullDuplexCall echoes each message at once.
+type testService struct {
+	testgrpc.UnimplementedTestServiceServer
+	ended chan error // the context error of a call that ended early
+}
+
+func (s *testService) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get("sleep"); len(v) == 1 {
+		d, _ := time.ParseDuration(v[0])
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			s.ended <- ctx.Err()
+			return nil, ctx.Err()
+		}
+	}
+	_ = grpc.SetTrailer(ctx, metadata.Pairs("x-served-by", "member", "x-authority", strings.Join(md.Get(":authority"), ",")))
+	if st := req.GetResponseStatus(); st != nil && st.Code != 0 {
+		return nil, status.Error(codes.Code(st.Code), st.Message)
+	}
+	return &testgrpc.SimpleResponse{Payload: req.GetPayload()}, nil
+}
+
+func (s *testService) FullDuplexCall(stream grpc.BidiStreamingServer[testgrpc.StreamingOutputCallRequest, testgrpc.StreamingOutputCallResponse]) error {
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			if stream.Context().Err() != nil {
+				s.ended <- stream.Context().Err()
+			}
+			return err
+		}
+		if err := stream.Send(&testgrpc.StreamingOutputCallResponse{Payload: req.GetPayload()}); err != nil {
+			return err
+		}
+	}
+}
+
+// grpcMember serves the test and health services, over TLS when cert is
+// set, else h2c.
+func grpcMember(t *testing.T, cert *tls.Certificate) (addr string, svc *testService, hs *health.Server) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts []grpc.ServerOption
+	if cert != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{*cert}})))
+	}
+	srv := grpc.NewServer(opts...)
+	svc = &testService{ended: make(chan error, 4)}
+	hs = health.NewServer()
+	testgrpc.RegisterTestServiceServer(srv, svc)
+	healthpb.RegisterHealthServer(srv, hs)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	return ln.Addr().String(), svc, hs
+}
+
+// TestGRPCThroughTerminatedHTTPS: gRPC over a TERMINATED_HTTPS listener to
+// members spoken to in HTTP/2: over TLS (alpn_protocols offers h2) and
+// h2c (h2c: true). Unary calls carry status, message and trailers back;
+// server and bidirectional streams flow message by message; a deadline
+// and a cancellation reach the member; plain HTTP/2 request trailers reach
+// it too.
+func TestGRPCThroughTerminatedHTTPS(t *testing.T) {
+	tu.NoLeaks(t)
+	h := newHarness(t)
+	h.cert("site.pem", "site.example")
+	memberCert, memberKey := tu.Leaf(t, h.ca, pki.ECDSAP256, "member.example")
+	tlsAddr, tlsSvc, tlsHealth := grpcMember(t, &tls.Certificate{Certificate: [][]byte{memberCert.Raw}, PrivateKey: memberKey})
+	h2cAddr, h2cSvc, _ := grpcMember(t, nil)
+	tu.WriteFile(t, h.dir, "ca.pem", pki.CertPEM(h.ca.Cert))
+	member := func(addr string) string {
+		host, port, _ := net.SplitHostPort(addr)
+		return fmt.Sprintf("{address: %s, protocol_port: %s}", host, port)
+	}
+	h2cBind := fmt.Sprintf("127.0.0.1:%d", tu.FreePort(t))
+	h.mustApply(`
+listeners:
+  - {name: tls, protocol: TERMINATED_HTTPS, bind: "127.0.0.1:0", default_tls_container_ref: "file://{{dir}}/site.pem", default_pool: grpc-tls}
+  - {name: h2c, protocol: TERMINATED_HTTPS, bind: "` + h2cBind + `", default_tls_container_ref: "file://{{dir}}/site.pem", default_pool: grpc-h2c}
+pools:
+  - {name: grpc-tls, tls_enabled: true, alpn_protocols: [h2, http/1.1], ca_tls_container_ref: "file://{{dir}}/ca.pem", members: [` + member(tlsAddr) + `]}
+  - {name: grpc-h2c, h2c: true, members: [` + member(h2cAddr) + `]}
+`)
+	creds := credentials.NewTLS(&tls.Config{RootCAs: tu.Pool(h.ca), ServerName: "site.example"})
+	for _, tc := range []struct {
+		name, addr string
+		svc        *testService
+	}{{"tls member", h.addr("127.0.0.1:0"), tlsSvc}, {"h2c member", h.addr(h2cBind), h2cSvc}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cc, err := grpc.NewClient(tc.addr, grpc.WithTransportCredentials(creds))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cc.Close()
+			client := testgrpc.NewTestServiceClient(cc)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+
+			// Unary: payload, then an error status with its message and trailers.
+			var trailer metadata.MD
+			resp, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{Payload: &testgrpc.Payload{Body: []byte("hello")}}, grpc.Trailer(&trailer))
+			if err != nil || string(resp.GetPayload().GetBody()) != "hello" || trailer.Get("x-served-by")[0] != "member" {
+				t.Fatalf("UnaryCall: %v %v, trailer %v", resp, err, trailer)
+			}
+			if got := trailer.Get("x-authority"); len(got) != 1 || got[0] != "site.example" && !strings.HasPrefix(got[0], "127.0.0.1:") {
+				t.Errorf("member saw :authority %v", got)
+			}
+			_, err = client.UnaryCall(ctx, &testgrpc.SimpleRequest{ResponseStatus: &testgrpc.EchoStatus{Code: int32(codes.FailedPrecondition), Message: "not today"}}, grpc.Trailer(&trailer))
+			if st, _ := status.FromError(err); st.Code() != codes.FailedPrecondition || st.Message() != "not today" || trailer.Get("x-served-by")[0] != "member" {
+				t.Fatalf("error status: %v, trailer %v", err, trailer)
+			}
+
+			// Bidirectional stream: each message answered before the next is sent.
+			stream, err := client.FullDuplexCall(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 5 {
+				msg := fmt.Sprint("message ", i)
+				if err := stream.Send(&testgrpc.StreamingOutputCallRequest{Payload: &testgrpc.Payload{Body: []byte(msg)}}); err != nil {
+					t.Fatal(err)
+				}
+				got, err := stream.Recv()
+				if err != nil || string(got.GetPayload().GetBody()) != msg {
+					t.Fatalf("stream message %d: %v %v", i, got, err)
+				}
+			}
+			_ = stream.CloseSend()
+			if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
+				t.Fatalf("stream end: %v", err)
+			}
+
+			// A deadline: the client gives up at 300 ms, the member's call ends too.
+			dctx, dcancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, "sleep", "5s"), 300*time.Millisecond)
+			start := time.Now()
+			_, err = client.UnaryCall(dctx, &testgrpc.SimpleRequest{})
+			dcancel()
+			if status.Code(err) != codes.DeadlineExceeded || time.Since(start) > 2*time.Second {
+				t.Fatalf("deadline: %v after %s", err, time.Since(start))
+			}
+			select {
+			case err := <-tc.svc.ended:
+				t.Logf("the member's call ended %s after the call began (deadline 300 ms): %v", time.Since(start).Round(time.Millisecond), err)
+			case <-time.After(2 * time.Second):
+				t.Fatal("the deadline did not reach the member: its call is still waiting")
+			}
+
+			// A cancellation mid-stream reaches the member.
+			sctx, scancel := context.WithCancel(ctx)
+			stream, err = client.FullDuplexCall(sctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = stream.Send(&testgrpc.StreamingOutputCallRequest{Payload: &testgrpc.Payload{Body: []byte("x")}})
+			if _, err := stream.Recv(); err != nil {
+				t.Fatal(err)
+			}
+			scancel()
+			select {
+			case <-tc.svc.ended:
+			case <-time.After(2 * time.Second):
+				t.Fatal("the cancellation did not reach the member's stream")
+			}
+		})
+	}
+
+	// Server streaming from the real health service: a status change
+	// arrives while the stream is open.
+	cc, err := grpc.NewClient(h.addr("127.0.0.1:0"), grpc.WithTransportCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	watch, err := healthpb.NewHealthClient(cc).Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := watch.Recv(); err != nil || got.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health watch: %v %v", got, err)
+	}
+	tlsHealth.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	if got, err := watch.Recv(); err != nil || got.Status != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("health watch update: %v %v", got, err)
+	}
+	cancel()
+
+	// Plain HTTP/2: request trailers reach the member, response trailers
+	// come back.
+	echo := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Trailer", "X-Got")
+		w.WriteHeader(http.StatusOK)
+		w.Header().Set("X-Got", r.Trailer.Get("X-Checksum"))
+	}), Protocols: new(http.Protocols)}
+	echo.Protocols.SetUnencryptedHTTP2(true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = echo.Serve(ln) }()
+	defer echo.Close()
+	h.mustApply(`
+listeners:
+  - {name: tls, protocol: TERMINATED_HTTPS, bind: "127.0.0.1:0", default_tls_container_ref: "file://{{dir}}/site.pem", default_pool: echo}
+pools:
+  - {name: echo, h2c: true, members: [` + member(ln.Addr().String()) + `]}
+`)
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPost, "https://"+h.addr("127.0.0.1:0")+"/", pr)
+	req.Trailer = http.Header{"X-Checksum": nil}
+	go func() {
+		_, _ = pw.Write([]byte("body"))
+		req.Trailer.Set("X-Checksum", "c0ffee")
+		pw.Close()
+	}()
+	res, err := h.client("site.example", true).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.ProtoMajor != 2 || res.Trailer.Get("X-Got") != "c0ffee" {
+		t.Fatalf("HTTP/2 trailers: %s, response trailer %v", res.Proto, res.Trailer)
+	}
+}

@@ -1,0 +1,181 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// HTTP/2 to members. A pool that offers h2 to TLS members (alpn_protocols)
+// or speaks h2c with prior knowledge is served by net/http's client
+// transport: one multiplexed connection per member carries every stream,
+// trailers travel both ways and a client's reset or deadline cancels the
+// member's stream. Other pools keep terminator's own HTTP/1.1 exchange.
+
+// h2Key identifies an HTTP/2 member transport: shared by every route with
+// the same timeouts and pool TLS settings.
+type h2Key struct {
+	connect, idle time.Duration
+	tlsKey        string // "" for h2c
+	h2c           bool
+}
+
+// h2transports holds one transport per h2Key for the Forwarder's life, so
+// member connections survive reloads.
+type h2transports struct {
+	mu    sync.Mutex
+	byKey map[h2Key]*http.Transport
+	dial  DialFunc
+}
+
+func (t *h2transports) get(k h2Key, tlsCfg *tls.Config) *http.Transport {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if tr, ok := t.byKey[k]; ok {
+		return tr
+	}
+	dialer := &net.Dialer{Timeout: k.connect, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return t.dial(ctx, dialer, network, addr)
+		},
+		TLSClientConfig:        tlsCfg,
+		TLSHandshakeTimeout:    k.connect,
+		ResponseHeaderTimeout:  k.idle,
+		IdleConnTimeout:        90 * time.Second,
+		MaxIdleConnsPerHost:    64,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: maxResponseHead,
+		Protocols:              new(http.Protocols),
+		// Pings find a member connection that died silently, whatever
+		// its streams are waiting for.
+		HTTP2: &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second},
+	}
+	if k.h2c {
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	} else {
+		tr.Protocols.SetHTTP1(true) // a member that does not select h2
+		tr.Protocols.SetHTTP2(true)
+	}
+	t.byKey[k] = tr
+	return tr
+}
+
+func (t *h2transports) retainTLS(keep map[string]bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, tr := range t.byKey {
+		if k.tlsKey != "" && !keep[k.tlsKey] {
+			tr.CloseIdleConnections()
+			delete(t.byKey, k)
+		}
+	}
+}
+
+func (t *h2transports) closeIdle() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, tr := range t.byKey {
+		tr.CloseIdleConnections()
+	}
+}
+
+// exchangeH2 sends r to x.member over tr and relays the response,
+// trailers included. A refused connection is offered to other members as
+// the HTTP/1.1 exchange does. It reports whether the response had to be
+// cut short after its head.
+func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchange, tr *http.Transport, scheme string) (aborted bool) {
+	out := &http.Request{
+		Method: r.Method, Host: r.Host, Header: outboundHeader(r, x), Trailer: r.Trailer,
+		URL:           &url.URL{Scheme: scheme, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery},
+		ContentLength: r.ContentLength, Body: http.NoBody,
+	}
+	if x.body != nil {
+		out.Body = io.NopCloser(x.body) // the server closes the client's body
+	} else {
+		out.ContentLength = 0
+	}
+	if hasToken(r.Header, "Te", "trailers") {
+		out.Header["Te"] = []string{"trailers"} // gRPC needs it; the only TE HTTP/2 allows
+	}
+	out = out.WithContext(r.Context()) // a client's reset cancels the member's stream
+	var tried []*Member
+	for {
+		out.URL.Host = x.member.Addr
+		resp, err := tr.RoundTrip(out)
+		if err == nil {
+			return f.relayH2(w, r, x, resp)
+		}
+		if isDialError(err) && len(tried) < maxRetries && bodyUnsent(x) && r.Context().Err() == nil {
+			if tried == nil {
+				tried = []*Member{x.member}
+			}
+			if next := x.pool.nextExcluding(x.ci.clientIP, tried); next != nil {
+				x.member.errors("connect").Inc()
+				x.member.state.connectFailed()
+				x.pool.retries.Inc()
+				next.state.active.Add(1)
+				x.member.state.active.Add(-1)
+				x.member = next
+				tried = append(tried, next)
+				continue
+			}
+		}
+		f.fail(w, r, x, err)
+		return false
+	}
+}
+
+// relayH2 copies a member's response to the client, flushing as data
+// arrives (gRPC streams), then its trailers.
+func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange, resp *http.Response) (aborted bool) {
+	defer resp.Body.Close()
+	out := w.Header()
+	named := connectionOptions(resp.Header)
+	for k, vs := range resp.Header {
+		if !hopByHop(k) && !named[k] {
+			out[k] = vs
+		}
+	}
+	for k := range resp.Trailer {
+		out.Add("Trailer", k)
+	}
+	x.member.requests[classIndex(resp.StatusCode)].Inc()
+	f.finishHead(w, r, x, resp.StatusCode)
+	w.WriteHeader(resp.StatusCode)
+	flush := http.NewResponseController(w).Flush
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	for {
+		n, rerr := resp.Body.Read(*bp)
+		if n > 0 {
+			if _, err := w.Write((*bp)[:n]); err != nil {
+				x.member.errors("client_gone").Inc()
+				return true
+			}
+			_ = flush()
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			if r.Context().Err() != nil {
+				x.member.errors("client_gone").Inc()
+			} else {
+				_, reason, _ := errorStatus(rerr)
+				x.member.errors(reason).Inc()
+				f.log.Warn("member response cut short", "listener", x.route.Listener, "member", x.member.Name, "addr", x.member.Addr, "err", rerr)
+			}
+			return true
+		}
+	}
+	for k, vs := range resp.Trailer {
+		out[http.TrailerPrefix+k] = vs
+	}
+	return false
+}
