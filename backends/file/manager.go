@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -38,12 +37,18 @@ type Manager struct {
 
 	mu sync.Mutex // guards the fields below
 	// digests holds the SHA-256 of each file's content as last read (absent
-	// files are recorded as the empty digest).
-	digests map[string][sha256.Size]byte
+	// files are recorded as the empty digest) and its metadata from just
+	// before that read.
+	digests map[string]fileState
 	// cache maps a ref to the bundle parsed from the digests it was read at.
 	cache map[string]cached
 	// dirs holds the directories watched for the current snapshot's refs.
 	dirs map[string]bool
+	// order and cursor walk the files for the paced periodic rescan;
+	// orderStale is set when the set of files changes.
+	order      []string
+	cursor     int
+	orderStale bool
 }
 
 type cached struct {
@@ -72,7 +77,7 @@ func New(opts Options) (*Manager, error) {
 		opts:    opts,
 		watcher: w,
 		changed: make(chan struct{}, 1),
-		digests: map[string][sha256.Size]byte{},
+		digests: map[string]fileState{},
 		cache:   map[string]cached{},
 		dirs:    map[string]bool{},
 	}, nil
@@ -150,7 +155,7 @@ func (m *Manager) readAll(l layout) (map[string][]byte, [sha256.Size]byte, error
 // read returns a file's content and records its digest. An optional file
 // that does not exist reads as nil.
 func (m *Manager) read(p string, optional bool) ([]byte, error) {
-	data, err := os.ReadFile(p)
+	data, meta, err := readWithMeta(p)
 	var d [sha256.Size]byte
 	switch {
 	case err == nil:
@@ -161,7 +166,10 @@ func (m *Manager) read(p string, optional bool) ([]byte, error) {
 		return nil, fmt.Errorf("reading %s: %w", p, unwrapPath(err))
 	}
 	m.mu.Lock()
-	m.digests[p] = d
+	if _, known := m.digests[p]; !known {
+		m.orderStale = true
+	}
+	m.digests[p] = fileState{digest: d, meta: meta}
 	m.mu.Unlock()
 	return data, nil
 }
