@@ -44,6 +44,9 @@ type Manager struct {
 	cache map[string]cached
 	// dirs holds the directories watched for the current snapshot's refs.
 	dirs map[string]bool
+	// layouts remembers how each ref read resolved, so that Watch need not
+	// look at the file system again for it.
+	layouts map[string]layout
 	// order and cursor walk the files for the paced periodic rescan;
 	// orderStale is set when the set of files changes.
 	order      []string
@@ -80,6 +83,7 @@ func New(opts Options) (*Manager, error) {
 		digests: map[string]fileState{},
 		cache:   map[string]cached{},
 		dirs:    map[string]bool{},
+		layouts: map[string]layout{},
 	}, nil
 }
 
@@ -90,6 +94,9 @@ func (m *Manager) Bundle(_ context.Context, ref string) (*certs.Bundle, error) {
 	if err != nil {
 		return nil, &certs.RefError{Ref: ref, Err: err}
 	}
+	m.mu.Lock()
+	m.layouts[ref] = l
+	m.mu.Unlock()
 	contents, key, err := m.readAll(l)
 	if err != nil {
 		return nil, &certs.RefError{Ref: ref, Err: err}

@@ -2,6 +2,8 @@ package file
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -45,5 +47,35 @@ func TestRescanBatchesCoverEveryFile(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("a file read after the walk began is never checked")
+	}
+}
+
+// TestWatchDirsFindsSymlinksByListing: with many files in a directory the
+// symlinks among them are found from one listing, and their targets'
+// directories are watched, as with few files (one lstat each).
+func TestWatchDirsFindsSymlinksByListing(t *testing.T) {
+	for _, n := range []int{5, 40} {
+		dir, target := t.TempDir(), t.TempDir()
+		files := map[string]bool{}
+		for i := range n {
+			p := filepath.Join(dir, fmt.Sprintf("c%02d.pem", i))
+			if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			files[p] = true
+		}
+		link := filepath.Join(dir, "link.pem")
+		if err := os.WriteFile(filepath.Join(target, "real.pem"), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(target, "real.pem"), link); err != nil {
+			t.Fatal(err)
+		}
+		files[link] = true
+		dirs := watchDirs(files)
+		realTarget, _ := filepath.EvalSymlinks(target)
+		if !dirs[dir] || !dirs[realTarget] || len(dirs) > 3 {
+			t.Errorf("%d files: watching %v, want %s and the link's target %s", n+1, dirs, dir, realTarget)
+		}
 	}
 }
