@@ -28,6 +28,7 @@ type options struct {
 	work, out string
 	profile   []string // scenarios to profile terminator under
 	base      string   // git ref built as the extra frontend "terminator-base"
+	boring    bool     // the extra frontend is this tree built with BoringCrypto
 	repo      string
 }
 
@@ -43,6 +44,7 @@ func main() {
 	flag.IntVar(&o.sniCerts, "sni", 10000, "certificates for the SNI scale test")
 	var prof string
 	flag.StringVar(&o.base, "base", "", "also measure terminator built from this git ref, as frontend terminator-base (A/B in one run)")
+	flag.BoolVar(&o.boring, "boring", false, "also measure this tree built with GOEXPERIMENT=boringcrypto (cgo), as frontend terminator-base")
 	flag.StringVar(&prof, "profile", "", "comma-separated scenarios to take a terminator CPU profile under (written to the results directory)")
 	flag.StringVar(&o.out, "o", "", "results directory (default bench/results/<timestamp>)")
 	flag.Parse()
@@ -59,7 +61,11 @@ func main() {
 		}
 	}
 	o.frontends = strings.Split(fronts, ",")
-	if o.base != "" {
+	if o.base != "" && o.boring {
+		fmt.Fprintln(os.Stderr, "bench: -base and -boring both build terminator-base; pick one")
+		os.Exit(2)
+	}
+	if o.base != "" || o.boring {
 		o.frontends = append(o.frontends, "terminator-base")
 	}
 	if prof != "" {

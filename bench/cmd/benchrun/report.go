@@ -172,8 +172,12 @@ func (b *bench) report() error {
 			break
 		}
 	}
-	if b.opts.base != "" {
-		fmt.Fprintf(&md, "\n### A/B: terminator ÷ terminator built from %s (CPU per unit, same repetition)\n\n| scenario | ratio |\n|---|---|\n", b.opts.base)
+	if b.opts.base != "" || b.opts.boring {
+		other := "built from " + b.opts.base
+		if b.opts.boring {
+			other = "with BoringCrypto (GOEXPERIMENT=boringcrypto)"
+		}
+		fmt.Fprintf(&md, "\n### A/B: terminator ÷ terminator %s (CPU per unit, same repetition)\n\n| scenario | ratio |\n|---|---|\n", other)
 		for _, sc := range order {
 			if c := cells[sc]["terminator"]; c != nil && len(c.vsBase) > 0 {
 				fmt.Fprintf(&md, "| %s | %s |\n", sc, ratio(c.vsBase))

@@ -56,6 +56,16 @@ func (b *bench) setup() error {
 			return err
 		}
 	}
+	if b.opts.boring {
+		out := filepath.Join(b.opts.work, "terminator-base")
+		cmd := exec.Command("go", "build", "-o", out, "./cmd/terminator")
+		cmd.Dir = b.opts.repo
+		cmd.Env = append(os.Environ(), "GOEXPERIMENT=boringcrypto", "CGO_ENABLED=1")
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building terminator with BoringCrypto: %v\n%s", err, msg)
+		}
+		b.bin["terminator-base"] = out
+	}
 	ca, err := pki.NewCA("bench CA", pki.ECDSAP256, 0)
 	if err != nil {
 		return err
