@@ -22,6 +22,7 @@ func TestDependencyDirection(t *testing.T) {
 		"config":             {"proxy", "dataplane", "backends/", "sni", "certs"},
 		"health":             {"proxy", "dataplane", "backends/", "config", "cmd/"},
 		"proxy":              {"dataplane", "backends/", "config", "cmd/"},
+		"proxy/httpwire":     {"proxy", "dataplane", "backends/", "config", "cmd/", "certs", "sni", "metrics"},
 		"dataplane":          {"backends/", "cmd/"},
 		"amphora/heartbeat":  {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config"},
 		"amphora/agentconf":  {"proxy", "dataplane", "backends/", "cmd/", "mtlsctl", "config"},

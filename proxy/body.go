@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bufio"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -64,3 +66,7 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 type outboundBody struct{ *clientBody }
 
 func (outboundBody) Close() error { return nil }
+
+// writers are the 4 KiB buffered writers borrowed while a request is
+// written to a member or a response to a client.
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}

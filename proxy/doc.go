@@ -14,7 +14,7 @@
 //     the TLS handshake off the accept loop. Connections that negotiate h2
 //     go to net/http's HTTP/2 server; all others are HTTP/1.x.
 //   - h1conn.go and h1response.go serve HTTP/1.x themselves: one goroutine
-//     per connection reads a request (wire.go: strict parsing, so request
+//     per connection reads a request (httpwire: strict parsing, so request
 //     smuggling stays impossible), runs Listener.ServeHTTP and writes the
 //     response. idle.go lets an idle connection wait for the client with no
 //     read buffer.
@@ -24,4 +24,8 @@
 //     connection (member.go, upstream.go) and relay the response, in the
 //     serving goroutine itself: HTTP/1.1 to members, framing re-done by
 //     terminator on both sides.
+//   - h2member.go speaks HTTP/2 to members of pools that offer h2 (or h2c),
+//     through net/http's client transport, trailers both ways; gRPC passes.
+//   - h2cupgrade.go takes an Upgrade: h2c request to HTTP/2; acme.go answers
+//     ACME challenges for the certificate manager that started them.
 package proxy

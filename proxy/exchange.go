@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/terminator-proxy/terminator/proxy/httpwire"
 )
 
 // maxResponseHead caps a member's response head, as the former
@@ -52,7 +54,7 @@ func (e *clientBodyError) Unwrap() error { return e.err }
 func (f *Forwarder) exchange(w http.ResponseWriter, r *http.Request, x *exchange, up *upstream) (aborted bool) {
 	ctx := r.Context()
 	var upgrade string
-	if vs := r.Header["Upgrade"]; len(vs) == 1 && hasToken(r.Header, "Connection", "upgrade") {
+	if vs := r.Header["Upgrade"]; len(vs) == 1 && httpwire.HasToken(r.Header, "Connection", "upgrade") {
 		upgrade = vs[0]
 	}
 	h := outboundHeader(r, x)
@@ -125,10 +127,10 @@ func isIdempotent(method string) bool {
 // hop-by-hop fields and framing, with the listener's inserted headers.
 // Values are shared with the client's header, never modified in place.
 func outboundHeader(r *http.Request, x *exchange) http.Header {
-	named := connectionOptions(r.Header)
+	named := httpwire.ConnectionOptions(r.Header)
 	h := make(http.Header, len(r.Header)+3)
 	for k, vs := range r.Header {
-		if hopByHop(k) || named[k] || k == "Host" || k == "Content-Length" || k == "Expect" {
+		if httpwire.HopByHop(k) || named[k] || k == "Host" || k == "Content-Length" || k == "Expect" {
 			continue
 		}
 		h[k] = vs
@@ -175,7 +177,7 @@ func writeRequest(bw *bufio.Writer, r *http.Request, h http.Header, x *exchange,
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.WriteString(r.Host)
 	bw.WriteString("\r\n")
-	writeFields(bw, h)
+	httpwire.WriteFields(bw, h)
 	if upgrade != "" {
 		bw.WriteString("Connection: Upgrade\r\nUpgrade: ")
 		bw.WriteString(upgrade)
@@ -254,62 +256,48 @@ func readResponse(mc *memberConn, r *http.Request, upgrade string) (memberRespon
 			return resp, err
 		}
 		resp.started = true
-		start, h, err := readHead(mc.br, *bp, maxResponseHead)
+		start, h, err := httpwire.ReadHead(mc.br, *bp, maxResponseHead)
 		if err != nil {
 			return resp, fmt.Errorf("reading the response head: %w", err)
 		}
-		proto, code, ok := parseStatusLine(start)
+		proto, code, ok := httpwire.ParseStatusLine(start)
 		if !ok {
-			return resp, headErrorf("malformed status line %q", truncate(start, 40))
+			return resp, httpwire.Errorf("malformed status line %q", httpwire.Truncate(start, 40))
 		}
 		if code == http.StatusSwitchingProtocols {
 			if upgrade == "" {
-				return resp, headErrorf("101 Switching Protocols without an upgrade request")
+				return resp, httpwire.Errorf("101 Switching Protocols without an upgrade request")
 			}
 			resp.status, resp.header = code, h
 			return resp, nil
 		}
 		if code < 200 {
 			if interim >= 8 {
-				return resp, headErrorf("too many interim responses")
+				return resp, httpwire.Errorf("too many interim responses")
 			}
 			continue
 		}
 		resp.status, resp.header = code, h
-		resp.chunked, resp.length, err = bodyFraming(h)
+		resp.chunked, resp.length, err = httpwire.BodyFraming(h)
 		if err != nil {
 			return resp, err
 		}
 		if r.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified {
 			resp.chunked, resp.length = false, 0
 		}
-		resp.keepAlive = !hasToken(h, "Connection", "close") && (resp.chunked || resp.length >= 0) &&
-			(proto == "HTTP/1.1" || hasToken(h, "Connection", "keep-alive"))
+		resp.keepAlive = !httpwire.HasToken(h, "Connection", "close") && (resp.chunked || resp.length >= 0) &&
+			(proto == "HTTP/1.1" || httpwire.HasToken(h, "Connection", "keep-alive"))
 		return resp, nil
 	}
-}
-
-// parseStatusLine parses "HTTP/1.x NNN reason".
-func parseStatusLine(s string) (proto string, code int, ok bool) {
-	if len(s) < 12 || (s[:8] != "HTTP/1.1" && s[:8] != "HTTP/1.0") || s[8] != ' ' || (len(s) > 12 && s[12] != ' ') {
-		return "", 0, false
-	}
-	for _, c := range s[9:12] {
-		if c < '0' || c > '9' {
-			return "", 0, false
-		}
-		code = code*10 + int(c-'0')
-	}
-	return s[:8], code, code >= 100
 }
 
 // relay copies the member's response to the client. keep reports that the
 // response ended cleanly and the member connection can carry another.
 func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, x *exchange, mc *memberConn, resp *memberResponse) (aborted, keep bool) {
 	out := w.Header()
-	named := connectionOptions(resp.header)
+	named := httpwire.ConnectionOptions(resp.header)
 	for k, vs := range resp.header {
-		if !hopByHop(k) && !named[k] {
+		if !httpwire.HopByHop(k) && !named[k] {
 			out[k] = vs
 		}
 	}
@@ -394,7 +382,7 @@ func copyResponseBody(w http.ResponseWriter, br *bufio.Reader, resp *memberRespo
 		}
 		switch {
 		case rerr == io.EOF && resp.chunked:
-			return skipTrailers(br, maxResponseHead), false
+			return httpwire.SkipTrailers(br, maxResponseHead), false
 		case rerr == io.EOF && resp.length < 0:
 			return nil, false
 		case rerr == io.EOF:

@@ -20,13 +20,15 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/terminator-proxy/terminator/proxy/httpwire"
 )
 
 // terminator serves HTTP/1.x itself; net/http serves only HTTP/2. The own
 // loop reads a request, runs the handler and writes the response in one
 // goroutine per connection: no background read per request, no request
 // context per request, and the response writer is borrowed from a pool
-// only while a response is being written. Parsing is strict (wire.go).
+// only while a response is being written. Parsing is strict (package httpwire).
 
 // maxDrainBytes is how much of an unread request body is read and thrown
 // away to keep the connection, as net/http's maxPostHandlerReadBytes.
@@ -259,7 +261,7 @@ func (hc *h1conn) handle(w *h1response, r *http.Request) (hijacked, aborted bool
 // readRequest reads and checks one request head and sets up its body.
 func (hc *h1conn) readRequest(base *http.Request) (*http.Request, *h1body, error) {
 	bp := headBufs.Get().(*[]byte)
-	start, h, err := readHead(hc.br, *bp, hc.l.opts.MaxHeaderBytes)
+	start, h, err := httpwire.ReadHead(hc.br, *bp, hc.l.opts.MaxHeaderBytes)
 	headBufs.Put(bp)
 	if err != nil {
 		return nil, nil, err
@@ -267,7 +269,7 @@ func (hc *h1conn) readRequest(base *http.Request) (*http.Request, *h1body, error
 	method, rest, ok1 := strings.Cut(start, " ")
 	target, proto, ok2 := strings.Cut(rest, " ")
 	if !ok1 || !ok2 || !validMethod(method) || !validTarget(target) {
-		return nil, nil, headErrorf("malformed request line %q", truncate(start, 60))
+		return nil, nil, httpwire.Errorf("malformed request line %q", httpwire.Truncate(start, 60))
 	}
 	r := new(http.Request)
 	*r = *base
@@ -281,19 +283,19 @@ func (hc *h1conn) readRequest(base *http.Request) (*http.Request, *h1body, error
 		return nil, nil, &versionError{proto: proto}
 	}
 	if method == http.MethodConnect {
-		return nil, nil, headErrorf("CONNECT is not supported")
+		return nil, nil, httpwire.Errorf("CONNECT is not supported")
 	}
 	if r.URL, err = url.ParseRequestURI(target); err != nil {
-		return nil, nil, headErrorf("malformed request target %q", truncate(target, 60))
+		return nil, nil, httpwire.Errorf("malformed request target %q", httpwire.Truncate(target, 60))
 	}
 	hosts := h["Host"]
 	switch {
 	case len(hosts) > 1:
-		return nil, nil, headErrorf("more than one Host header")
+		return nil, nil, httpwire.Errorf("more than one Host header")
 	case len(hosts) == 0 && r.ProtoMinor == 1:
-		return nil, nil, headErrorf("missing Host header")
+		return nil, nil, httpwire.Errorf("missing Host header")
 	case len(hosts) == 1 && !httpguts.ValidHostHeader(hosts[0]):
-		return nil, nil, headErrorf("malformed Host header")
+		return nil, nil, httpwire.Errorf("malformed Host header")
 	case r.URL.Host != "":
 		r.Host = r.URL.Host // absolute-form wins (RFC 9112 §3.2.2)
 	case len(hosts) == 1:
@@ -302,13 +304,13 @@ func (hc *h1conn) readRequest(base *http.Request) (*http.Request, *h1body, error
 	delete(h, "Host")
 	r.RemoteAddr = hc.ci.remote.String()
 	r.TLS = hc.ci.tls
-	r.Close = hasToken(h, "Connection", "close") || (r.ProtoMinor == 0 && !hasToken(h, "Connection", "keep-alive"))
-	chunked, length, err := bodyFraming(h)
+	r.Close = httpwire.HasToken(h, "Connection", "close") || (r.ProtoMinor == 0 && !httpwire.HasToken(h, "Connection", "keep-alive"))
+	chunked, length, err := httpwire.BodyFraming(h)
 	if err != nil {
 		return nil, nil, err
 	}
 	if chunked && r.ProtoMinor == 0 {
-		return nil, nil, headErrorf("Transfer-Encoding in an HTTP/1.0 request")
+		return nil, nil, httpwire.Errorf("Transfer-Encoding in an HTTP/1.0 request")
 	}
 	delete(h, "Transfer-Encoding")
 	body := &h1body{hc: hc, chunked: chunked, remaining: length}
@@ -338,7 +340,7 @@ func (hc *h1conn) readRequest(base *http.Request) (*http.Request, *h1body, error
 type versionError struct{ proto string }
 
 func (e *versionError) Error() string {
-	return fmt.Sprintf("unsupported HTTP version %q", truncate(e.proto, 20))
+	return fmt.Sprintf("unsupported HTTP version %q", httpwire.Truncate(e.proto, 20))
 }
 
 // expectError is an Expect header other than 100-continue.
@@ -349,12 +351,12 @@ func (*expectError) Error() string { return "unsupported Expect header" }
 // refuse answers a request that could not be read, unless the client just
 // went away or stayed silent, and the connection is then closed.
 func (hc *h1conn) refuse(st *routeState, err error) {
-	var he *headError
+	var he *httpwire.HeadError
 	var ve *versionError
 	var ee *expectError
 	status := 0
 	switch {
-	case errors.Is(err, errHeadTooLarge):
+	case errors.Is(err, httpwire.ErrHeadTooLarge):
 		status = http.StatusRequestHeaderFieldsTooLarge
 	case errors.As(err, &ve):
 		status = http.StatusHTTPVersionNotSupported
@@ -431,7 +433,7 @@ func (b *h1body) Read(p []byte) (int, error) {
 	if b.chunked {
 		n, err = b.cr.Read(p)
 		if err == io.EOF {
-			if err = skipTrailers(b.hc.br, b.hc.l.opts.MaxHeaderBytes); err == nil {
+			if err = httpwire.SkipTrailers(b.hc.br, b.hc.l.opts.MaxHeaderBytes); err == nil {
 				b.done, err = true, io.EOF
 			}
 		}
@@ -478,13 +480,13 @@ func (b *h1body) drain() bool {
 func checkH2Request(r *http.Request) error {
 	switch {
 	case !validMethod(r.Method):
-		return headErrorf(":method %q is not a token", truncate(r.Method, 40))
+		return httpwire.Errorf(":method %q is not a token", httpwire.Truncate(r.Method, 40))
 	case r.Method == http.MethodConnect:
-		return headErrorf("CONNECT is not supported")
+		return httpwire.Errorf("CONNECT is not supported")
 	case !validTarget(r.RequestURI) || (r.RequestURI[0] != '/' && (r.RequestURI != "*" || r.Method != http.MethodOptions)):
-		return headErrorf("malformed :path %q", truncate(r.RequestURI, 60))
+		return httpwire.Errorf("malformed :path %q", httpwire.Truncate(r.RequestURI, 60))
 	case r.Host == "" || !httpguts.ValidHostHeader(r.Host) || strings.ContainsAny(r.Host, " \t"):
-		return headErrorf("malformed :authority %q", truncate(r.Host, 60))
+		return httpwire.Errorf("malformed :authority %q", httpwire.Truncate(r.Host, 60))
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/terminator-proxy/terminator/proxy/httpwire"
 )
 
 // h1response is the http.ResponseWriter of the own HTTP/1.x loop. The head
@@ -129,7 +131,7 @@ func (w *h1response) writeHead(final bool) {
 	w.bw = writers.Get().(*bufio.Writer)
 	w.bw.Reset(w.hc.c)
 	if cl := w.header["Content-Length"]; len(cl) == 1 {
-		if n, err := parseLength(cl[0]); err == nil {
+		if n, err := httpwire.ParseLength(cl[0]); err == nil {
 			w.declared = n
 		}
 	}
@@ -145,7 +147,7 @@ func (w *h1response) writeHead(final bool) {
 	}
 	bw := w.bw
 	bw.WriteString(statusLine(w.status))
-	writeFields(bw, w.header)
+	httpwire.WriteFields(bw, w.header)
 	if w.chunked {
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}

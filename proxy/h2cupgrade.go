@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/terminator-proxy/terminator/proxy/httpwire"
 )
 
 // maxH2CSettings bounds the HTTP2-Settings header: six bytes per setting,
@@ -21,8 +23,8 @@ const maxH2CSettings = 6 * 16
 // request without a body is upgraded; others are answered over HTTP/1.1,
 // which a server may always do.
 func h2cUpgradeSettings(r *http.Request, body *h1body) ([]byte, bool) {
-	if r.ProtoMinor != 1 || !body.done || !hasToken(r.Header, "Upgrade", "h2c") ||
-		!hasToken(r.Header, "Connection", "upgrade") || !hasToken(r.Header, "Connection", "http2-settings") {
+	if r.ProtoMinor != 1 || !body.done || !httpwire.HasToken(r.Header, "Upgrade", "h2c") ||
+		!httpwire.HasToken(r.Header, "Connection", "upgrade") || !httpwire.HasToken(r.Header, "Connection", "http2-settings") {
 		return nil, false
 	}
 	vals := r.Header["Http2-Settings"]

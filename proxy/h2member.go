@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/terminator-proxy/terminator/proxy/httpwire"
 )
 
 // HTTP/2 to members. A pool that offers h2 to TLS members (alpn_protocols)
@@ -100,7 +102,7 @@ func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchan
 	} else {
 		out.ContentLength = 0
 	}
-	if hasToken(r.Header, "Te", "trailers") {
+	if httpwire.HasToken(r.Header, "Te", "trailers") {
 		out.Header["Te"] = []string{"trailers"} // gRPC needs it; the only TE HTTP/2 allows
 	}
 	out = out.WithContext(r.Context()) // a client's reset cancels the member's stream
@@ -136,9 +138,9 @@ func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchan
 func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange, resp *http.Response) (aborted bool) {
 	defer resp.Body.Close()
 	out := w.Header()
-	named := connectionOptions(resp.Header)
+	named := httpwire.ConnectionOptions(resp.Header)
 	for k, vs := range resp.Header {
-		if !hopByHop(k) && !named[k] {
+		if !httpwire.HopByHop(k) && !named[k] {
 			out[k] = vs
 		}
 	}

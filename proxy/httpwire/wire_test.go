@@ -1,4 +1,4 @@
-package proxy
+package httpwire
 
 import (
 	"bufio"
@@ -28,12 +28,12 @@ func TestReadHead(t *testing.T) {
 		{name: "bare CR in value", in: "R\r\nA: 1\r2\r\n\r\n", err: "invalid characters"},
 		{name: "NUL in value", in: "R\r\nA: 1\x002\r\n\r\n", err: "invalid characters"},
 		{name: "truncated", in: "R\r\nA: 1\r\n", err: io.ErrUnexpectedEOF.Error()},
-		{name: "too large", in: "R\r\nA: " + strings.Repeat("x", 300) + "\r\n\r\n", err: errHeadTooLarge.Error()},
+		{name: "too large", in: "R\r\nA: " + strings.Repeat("x", 300) + "\r\n\r\n", err: ErrHeadTooLarge.Error()},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			br := bufio.NewReaderSize(strings.NewReader(tc.in), 16) // lines span buffer refills
-			start, h, err := readHead(br, nil, 256)
+			start, h, err := ReadHead(br, nil, 256)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err %v, want %q", err, tc.err)
@@ -45,7 +45,7 @@ func TestReadHead(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := readHead(bufio.NewReader(strings.NewReader("")), nil, 256); err != io.EOF {
+	if _, _, err := ReadHead(bufio.NewReader(strings.NewReader("")), nil, 256); err != io.EOF {
 		t.Fatalf("empty stream: %v, want io.EOF", err)
 	}
 }
@@ -85,11 +85,11 @@ func TestBodyFraming(t *testing.T) {
 		{"identity", http.Header{"Transfer-Encoding": {"identity"}}, false, 0, "unsupported"},
 	}
 	for _, tc := range cases {
-		chunked, length, err := bodyFraming(tc.h)
+		chunked, length, err := BodyFraming(tc.h)
 		if tc.err != "" {
-			var he *headError
+			var he *HeadError
 			if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.As(err, &he) {
-				t.Errorf("%s: err %v, want a headError with %q", tc.name, err, tc.err)
+				t.Errorf("%s: err %v, want a HeadError with %q", tc.name, err, tc.err)
 			}
 			continue
 		}
@@ -104,14 +104,14 @@ func TestParseStatusLine(t *testing.T) {
 		"HTTP/1.1 200 OK": 200, "HTTP/1.0 404 Not Found": 404, "HTTP/1.1 204": 204, "HTTP/1.1 101 ": 101,
 		"HTTP/1.1 2000 OK": 0, "HTTP/2 200 OK": 0, "HTTP/1.1 20x OK": 0, "HTTP/1.1 099 X": 0, "": 0, "http/1.1 200 OK": 0,
 	} {
-		_, code, ok := parseStatusLine(in)
+		_, code, ok := ParseStatusLine(in)
 		if ok != (want != 0) || (ok && code != want) {
 			t.Errorf("%q: got %d %v, want %d", in, code, ok, want)
 		}
 	}
 }
 
-// FuzzReadHead: whatever the bytes, readHead either fails or returns a
+// FuzzReadHead: whatever the bytes, ReadHead either fails or returns a
 // head whose field names and values are valid and free of line breaks, so
 // re-serialising it cannot inject fields or messages.
 func FuzzReadHead(f *testing.F) {
@@ -119,7 +119,7 @@ func FuzzReadHead(f *testing.F) {
 	f.Add("R\r\nA: 1\r\n 2\r\n\r\n")
 	f.Add("\n\nR\nA:\tb\n\n")
 	f.Fuzz(func(t *testing.T, in string) {
-		start, h, err := readHead(bufio.NewReaderSize(strings.NewReader(in), 16), nil, 1024)
+		start, h, err := ReadHead(bufio.NewReaderSize(strings.NewReader(in), 16), nil, 1024)
 		if err != nil {
 			return
 		}

@@ -1,4 +1,4 @@
-package proxy
+package httpwire
 
 import (
 	"bufio"
@@ -8,43 +8,34 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 
 	"golang.org/x/net/http/httpguts"
 )
 
-// This file reads and checks HTTP/1.1 message heads and framing (RFC 9112)
-// for terminator's own HTTP/1.1 paths. It is deliberately stricter than the
-// RFC's "MAY accept" clauses wherever leniency could let two parsers
-// disagree about where a message ends: obs-fold, a field name followed by
-// white space, control characters, Transfer-Encoding together with
-// Content-Length, differing Content-Length values and any transfer coding
-// other than a lone "chunked" are all refused. Every message terminator
-// forwards is re-serialised from the parsed form, never copied raw.
+// ErrHeadTooLarge is returned when a head exceeds its size limit.
+var ErrHeadTooLarge = errors.New("message head too large")
 
-// errHeadTooLarge is returned when a head exceeds its size limit.
-var errHeadTooLarge = errors.New("message head too large")
+// HeadError is a malformed head or framing; the text says what was wrong.
+type HeadError struct{ msg string }
 
-// headError is a malformed head or framing; the text says what was wrong.
-type headError struct{ msg string }
+func (e *HeadError) Error() string { return e.msg }
 
-func (e *headError) Error() string { return e.msg }
-
-func headErrorf(format string, args ...any) error {
-	return &headError{msg: fmt.Sprintf(format, args...)}
+// Errorf returns a *HeadError with the formatted text.
+func Errorf(format string, args ...any) error {
+	return &HeadError{msg: fmt.Sprintf(format, args...)}
 }
 
-// readHead reads one message head, the start line and the header fields up
+// ReadHead reads one message head, the start line and the header fields up
 // to the empty line, of at most max bytes, using buf as scratch space. Empty
 // lines before the start line are skipped (RFC 9112 §2.2). It returns io.EOF
 // only when the stream ended cleanly before any byte of a head.
-func readHead(br *bufio.Reader, buf []byte, max int) (string, http.Header, error) {
+func ReadHead(br *bufio.Reader, buf []byte, max int) (string, http.Header, error) {
 	buf = buf[:0]
 	lineStart, skipped := 0, 0
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(buf)+len(line) > max {
-			return "", nil, errHeadTooLarge
+			return "", nil, ErrHeadTooLarge
 		}
 		buf = append(buf, line...)
 		if err == bufio.ErrBufferFull {
@@ -64,7 +55,7 @@ func readHead(br *bufio.Reader, buf []byte, max int) (string, http.Header, error
 		switch {
 		case blank && lineStart == 0:
 			if skipped++; skipped > 4 {
-				return "", nil, headErrorf("too many empty lines before the start line")
+				return "", nil, Errorf("too many empty lines before the start line")
 			}
 			buf = buf[:0]
 		case blank:
@@ -81,7 +72,7 @@ func parseHead(s string) (string, http.Header, error) {
 	nl := strings.IndexByte(s, '\n')
 	start := strings.TrimSuffix(s[:nl], "\r")
 	if strings.ContainsAny(start, "\r\x00") {
-		return "", nil, headErrorf("invalid characters in the start line")
+		return "", nil, Errorf("invalid characters in the start line")
 	}
 	rest := s[nl+1:]
 	n := strings.Count(rest, "\n")
@@ -92,15 +83,15 @@ func parseHead(s string) (string, http.Header, error) {
 		line := strings.TrimSuffix(rest[:nl], "\r")
 		rest = rest[nl+1:]
 		if line == "" || line[0] == ' ' || line[0] == '\t' {
-			return "", nil, headErrorf("obsolete line folding in header fields")
+			return "", nil, Errorf("obsolete line folding in header fields")
 		}
 		colon := strings.IndexByte(line, ':')
 		if colon <= 0 || !httpguts.ValidHeaderFieldName(line[:colon]) {
-			return "", nil, headErrorf("malformed header field %q", truncate(line, 40))
+			return "", nil, Errorf("malformed header field %q", Truncate(line, 40))
 		}
 		value := strings.Trim(line[colon+1:], " \t")
 		if !httpguts.ValidHeaderFieldValue(value) {
-			return "", nil, headErrorf("invalid characters in the value of header field %q", line[:colon])
+			return "", nil, Errorf("invalid characters in the value of header field %q", line[:colon])
 		}
 		key := http.CanonicalHeaderKey(line[:colon])
 		if prior, ok := h[key]; ok {
@@ -114,35 +105,35 @@ func parseHead(s string) (string, http.Header, error) {
 	return start, h, nil
 }
 
-func truncate(s string, n int) string {
+func Truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n] + "…"
 	}
 	return s
 }
 
-// bodyFraming says how a message body is delimited: chunked, or length
+// BodyFraming says how a message body is delimited: chunked, or length
 // bytes; length -1 means no framing header was present.
-func bodyFraming(h http.Header) (chunked bool, length int64, err error) {
+func BodyFraming(h http.Header) (chunked bool, length int64, err error) {
 	te, cl := h["Transfer-Encoding"], h["Content-Length"]
 	if len(te) > 0 {
 		if len(cl) > 0 {
-			return false, 0, headErrorf("both Transfer-Encoding and Content-Length are present")
+			return false, 0, Errorf("both Transfer-Encoding and Content-Length are present")
 		}
 		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
-			return false, 0, headErrorf("unsupported Transfer-Encoding %q (only chunked is accepted)", strings.Join(te, ", "))
+			return false, 0, Errorf("unsupported Transfer-Encoding %q (only chunked is accepted)", strings.Join(te, ", "))
 		}
 		return true, -1, nil
 	}
 	length = -1
 	for _, line := range cl {
 		for _, v := range strings.Split(line, ",") {
-			n, err := parseLength(strings.Trim(v, " \t"))
+			n, err := ParseLength(strings.Trim(v, " \t"))
 			if err != nil {
 				return false, 0, err
 			}
 			if length >= 0 && n != length {
-				return false, 0, headErrorf("differing Content-Length values")
+				return false, 0, Errorf("differing Content-Length values")
 			}
 			length = n
 		}
@@ -150,22 +141,22 @@ func bodyFraming(h http.Header) (chunked bool, length int64, err error) {
 	return false, length, nil
 }
 
-// parseLength parses a Content-Length value: decimal digits only.
-func parseLength(v string) (int64, error) {
+// ParseLength parses a Content-Length value: decimal digits only.
+func ParseLength(v string) (int64, error) {
 	if v == "" || len(v) > 18 {
-		return 0, headErrorf("invalid Content-Length %q", truncate(v, 20))
+		return 0, Errorf("invalid Content-Length %q", Truncate(v, 20))
 	}
 	for i := 0; i < len(v); i++ {
 		if v[i] < '0' || v[i] > '9' {
-			return 0, headErrorf("invalid Content-Length %q", truncate(v, 20))
+			return 0, Errorf("invalid Content-Length %q", Truncate(v, 20))
 		}
 	}
 	return strconv.ParseInt(v, 10, 64)
 }
 
-// hopByHop reports whether a header field applies to one connection only
+// HopByHop reports whether a header field applies to one connection only
 // (RFC 9110 §7.6.1) and so is never forwarded.
-func hopByHop(key string) bool {
+func HopByHop(key string) bool {
 	switch key {
 	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
@@ -174,9 +165,9 @@ func hopByHop(key string) bool {
 	return false
 }
 
-// connectionOptions returns the canonical names listed in Connection, which
+// ConnectionOptions returns the canonical names listed in Connection, which
 // are hop-by-hop too; nil when there are none.
-func connectionOptions(h http.Header) map[string]bool {
+func ConnectionOptions(h http.Header) map[string]bool {
 	var named map[string]bool
 	for _, line := range h["Connection"] {
 		for tok := range strings.SplitSeq(line, ",") {
@@ -193,8 +184,8 @@ func connectionOptions(h http.Header) map[string]bool {
 	return named
 }
 
-// hasToken reports whether a comma-separated header lists tok (any case).
-func hasToken(h http.Header, key, tok string) bool {
+// HasToken reports whether a comma-separated header lists tok (any case).
+func HasToken(h http.Header, key, tok string) bool {
 	for _, line := range h[key] {
 		for t := range strings.SplitSeq(line, ",") {
 			if strings.EqualFold(strings.Trim(t, " \t"), tok) {
@@ -205,9 +196,9 @@ func hasToken(h http.Header, key, tok string) bool {
 	return false
 }
 
-// writeFields writes header fields in wire form. A value holding a line
+// WriteFields writes header fields in wire form. A value holding a line
 // break is left out, so no value can split the head, whoever set it.
-func writeFields(bw *bufio.Writer, h http.Header) {
+func WriteFields(bw *bufio.Writer, h http.Header) {
 	for k, vs := range h {
 		for _, v := range vs {
 			if strings.ContainsAny(v, "\r\n") {
@@ -221,19 +212,15 @@ func writeFields(bw *bufio.Writer, h http.Header) {
 	}
 }
 
-// writers are the 4 KiB buffered writers borrowed while a request is
-// written to a member or a response to a client.
-var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
-
-// skipTrailers reads and discards the trailer section after a chunked
+// SkipTrailers reads and discards the trailer section after a chunked
 // body's last chunk, up to max bytes.
-func skipTrailers(br *bufio.Reader, max int) error {
+func SkipTrailers(br *bufio.Reader, max int) error {
 	total, partial := 0, false
 	for {
 		line, err := br.ReadSlice('\n')
 		total += len(line)
 		if total > max {
-			return errHeadTooLarge
+			return ErrHeadTooLarge
 		}
 		if err == bufio.ErrBufferFull {
 			partial = true
@@ -250,4 +237,18 @@ func skipTrailers(br *bufio.Reader, max int) error {
 		}
 		partial = false
 	}
+}
+
+// ParseStatusLine parses "HTTP/1.x NNN reason".
+func ParseStatusLine(s string) (proto string, code int, ok bool) {
+	if len(s) < 12 || (s[:8] != "HTTP/1.1" && s[:8] != "HTTP/1.0") || s[8] != ' ' || (len(s) > 12 && s[12] != ' ') {
+		return "", 0, false
+	}
+	for _, c := range s[9:12] {
+		if c < '0' || c > '9' {
+			return "", 0, false
+		}
+		code = code*10 + int(c-'0')
+	}
+	return s[:8], code, code >= 100
 }
