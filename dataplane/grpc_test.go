@@ -262,3 +262,60 @@ pools:
 		t.Fatalf("HTTP/2 trailers: %s, response trailer %v", res.Proto, res.Trailer)
 	}
 }
+
+// TestGRPCMemberResetIsAGRPCStatus: a member that resets a call's stream
+// without answering gives the client a gRPC status, not an HTTP error page
+// it cannot read: DEADLINE_EXCEEDED when the call's grpc-timeout has
+// passed (grpc-go members reset when their deadline fires, often just
+// before the client's own deadline), UNAVAILABLE otherwise.
+func TestGRPCMemberResetIsAGRPCStatus(t *testing.T) {
+	tu.NoLeaks(t)
+	h := newHarness(t)
+	h.cert("site.pem", "site.example")
+	member := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d, err := time.ParseDuration(strings.TrimSuffix(r.Header.Get("Grpc-Timeout"), "m") + "ms"); err == nil {
+			time.Sleep(d) // then reset, as a member whose deadline fired
+		}
+		panic(http.ErrAbortHandler) // RST_STREAM without a response
+	}), Protocols: new(http.Protocols), ErrorLog: nil}
+	member.Protocols.SetUnencryptedHTTP2(true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = member.Serve(ln) }()
+	defer member.Close()
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	h.mustApply(`
+listeners:
+  - {name: tls, protocol: TERMINATED_HTTPS, bind: "127.0.0.1:0", default_tls_container_ref: "file://{{dir}}/site.pem", default_pool: g}
+pools:
+  - {name: g, h2c: true, members: [{address: ` + host + `, protocol_port: ` + port + `}]}
+`)
+	cc, err := grpc.NewClient(h.addr("127.0.0.1:0"), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: tu.Pool(h.ca), ServerName: "site.example"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	client := testgrpc.NewTestServiceClient(cc)
+	_, err = client.UnaryCall(context.Background(), &testgrpc.SimpleRequest{})
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("reset without a deadline: %v, want Unavailable", err)
+	}
+	// A call whose grpc-timeout (200 ms) passes at the member, which then
+	// resets: the client, whose own deadline may not have fired yet, reads
+	// DEADLINE_EXCEEDED.
+	req, _ := http.NewRequest(http.MethodPost, "https://"+h.addr("127.0.0.1:0")+"/grpc.testing.TestService/UnaryCall", strings.NewReader("\x00\x00\x00\x00\x00"))
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("Te", "trailers")
+	req.Header.Set("Grpc-Timeout", "200m")
+	resp, err := h.client("site.example", true).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Grpc-Status") != "4" || resp.Header.Get("Content-Type") != "application/grpc" {
+		t.Errorf("reset after the call's grpc-timeout: %d, grpc-status %q (%q), want 200 and 4", resp.StatusCode, resp.Header.Get("Grpc-Status"), resp.Header.Get("Grpc-Message"))
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -106,6 +108,7 @@ func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchan
 		out.Header["Te"] = []string{"trailers"} // gRPC needs it; the only TE HTTP/2 allows
 	}
 	out = out.WithContext(r.Context()) // a client's reset cancels the member's stream
+	start := time.Now()
 	var tried []*Member
 	for {
 		out.URL.Host = x.member.Addr
@@ -128,9 +131,58 @@ func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchan
 				continue
 			}
 		}
+		if isGRPC(r) && r.Context().Err() == nil {
+			f.failGRPC(w, r, x, err, start)
+			return false
+		}
 		f.fail(w, r, x, err)
 		return false
 	}
+}
+
+// isGRPC reports whether r is a gRPC call (RFC-less, but every gRPC
+// implementation sends this content type).
+func isGRPC(r *http.Request) bool {
+	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
+}
+
+// failGRPC answers a gRPC call that got no response from its member as gRPC
+// does, with a status in a trailers-only response instead of an HTTP error
+// page the client could not read: DEADLINE_EXCEEDED when the call's
+// grpc-timeout has passed (a member resets the stream when its deadline
+// fires, usually just before the client's), UNAVAILABLE otherwise.
+func (f *Forwarder) failGRPC(w http.ResponseWriter, r *http.Request, x *exchange, err error, start time.Time) {
+	x.member.requests[0].Inc()
+	code, msg := "14", "the backend member could not be reached"
+	if d, ok := grpcTimeout(r.Header.Get("Grpc-Timeout")); ok && time.Since(start) >= d-10*time.Millisecond {
+		code, msg = "4", "deadline exceeded at the backend member"
+	} else {
+		_, reason, _ := errorStatus(err)
+		x.member.errors(reason).Inc()
+		f.log.Warn("member failed", "listener", x.route.Listener, "member", x.member.Name, "addr", x.member.Addr, "reason", reason, "err", err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/grpc")
+	h.Set("Grpc-Status", code)
+	h.Set("Grpc-Message", msg)
+	w.WriteHeader(http.StatusOK)
+}
+
+// grpcTimeout parses a grpc-timeout value: up to 8 digits and a unit
+// (H, M, S, m, u, n).
+func grpcTimeout(v string) (time.Duration, bool) {
+	if len(v) < 2 || len(v) > 9 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	unit := map[byte]time.Duration{'H': time.Hour, 'M': time.Minute, 'S': time.Second, 'm': time.Millisecond, 'u': time.Microsecond, 'n': time.Nanosecond}[v[len(v)-1]]
+	if unit == 0 {
+		return 0, false
+	}
+	return time.Duration(n) * unit, true
 }
 
 // relayH2 copies a member's response to the client, flushing as data
