@@ -372,8 +372,29 @@ func (hc *h1conn) refuse(st *routeState, err error) {
 	st.counters.requests[classIndex(status)].Inc()
 	msg := http.StatusText(status) + ": " + err.Error() + "\n"
 	_ = hc.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	_, _ = fmt.Fprintf(hc.c, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
-		status, http.StatusText(status), len(msg), msg)
+	if _, err := fmt.Fprintf(hc.c, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+		status, http.StatusText(status), len(msg), msg); err == nil {
+		hc.lingerClose()
+	}
+}
+
+// lingerClose ends the write side and reads what the client is still
+// sending (at most 256 KiB for 500 ms, as net/http does) before the
+// connection is closed: closing with unread data makes the kernel send a
+// reset, which can destroy the error answer before the client reads it (a
+// client still writing 100 KiB of headers saw "connection reset" instead
+// of its 431).
+func (hc *h1conn) lingerClose() {
+	cw, ok := hc.c.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	_ = hc.c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	src := io.Reader(hc.c)
+	if hc.br != nil {
+		src = io.MultiReader(hc.br, hc.c)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(src, 256<<10))
 }
 
 // validMethod reports whether m is a token (RFC 9110 §9.1).
