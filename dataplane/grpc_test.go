@@ -223,8 +223,8 @@ pools:
 	}
 	cancel()
 
-	// Plain HTTP/2: request trailers reach the member, response trailers
-	// come back.
+	// Plain HTTP/2: a refused member is skipped, request trailers reach
+	// the member, response trailers come back.
 	echo := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Trailer", "X-Got")
@@ -242,8 +242,20 @@ pools:
 listeners:
   - {name: tls, protocol: TERMINATED_HTTPS, bind: "127.0.0.1:0", default_tls_container_ref: "file://{{dir}}/site.pem", default_pool: echo}
 pools:
-  - {name: echo, h2c: true, members: [` + member(ln.Addr().String()) + `]}
+  - {name: echo, h2c: true, members: [` + member(fmt.Sprintf("127.0.0.1:%d", tu.FreePort(t))) + `, ` + member(ln.Addr().String()) + `]}
 `)
+	// The first member refuses connections: every request is retried on
+	// the other, as on the HTTP/1.1 path.
+	for i := range 4 {
+		res, err := h.client("site.example", true).Get("https://" + h.addr("127.0.0.1:0") + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("request %d with one member refusing: %d", i, res.StatusCode)
+		}
+	}
 	pr, pw := io.Pipe()
 	req, _ := http.NewRequest(http.MethodPost, "https://"+h.addr("127.0.0.1:0")+"/", pr)
 	req.Trailer = http.Header{"X-Checksum": nil}

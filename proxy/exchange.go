@@ -90,25 +90,38 @@ func (f *Forwarder) exchange(w http.ResponseWriter, r *http.Request, x *exchange
 				redialed = true // the member closed it while it was idle
 				continue
 			}
-		} else if isDialError(err) && len(tried) < maxRetries && bodyUnsent(x) && ctx.Err() == nil {
-			if tried == nil {
-				tried = []*Member{x.member}
-			}
-			if next := x.pool.nextExcluding(x.ci.clientIP, tried); next != nil {
-				x.member.errors("connect").Inc()
-				x.member.state.connectFailed()
-				x.pool.retries.Inc()
-				next.state.active.Add(1)
-				x.member.state.active.Add(-1)
-				x.member = next
-				tried = append(tried, next)
-				redialed = false
-				continue
-			}
+		} else if x.retryElsewhere(ctx, err, &tried) {
+			redialed = false
+			continue
 		}
 		f.fail(w, r, x, err)
 		return false
 	}
+}
+
+// retryElsewhere moves x to another member of its pool when err is a
+// refused connection and the request can be sent again (haproxy's retries
+// 3 with option redispatch), counting the failure against the member left.
+// tried holds the members tried so far; it reports whether to try again.
+func (x *exchange) retryElsewhere(ctx context.Context, err error, tried *[]*Member) bool {
+	if !isDialError(err) || len(*tried) >= maxRetries || !bodyUnsent(x) || ctx.Err() != nil {
+		return false
+	}
+	if *tried == nil {
+		*tried = []*Member{x.member}
+	}
+	next := x.pool.nextExcluding(x.ci.clientIP, *tried)
+	if next == nil {
+		return false
+	}
+	x.member.errors("connect").Inc()
+	x.member.state.connectFailed()
+	x.pool.retries.Inc()
+	next.state.active.Add(1)
+	x.member.state.active.Add(-1)
+	x.member = next
+	*tried = append(*tried, next)
+	return true
 }
 
 // bodyUnsent reports whether the request can be sent again: it has no

@@ -116,20 +116,8 @@ func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchan
 		if err == nil {
 			return f.relayH2(w, r, x, resp)
 		}
-		if isDialError(err) && len(tried) < maxRetries && bodyUnsent(x) && r.Context().Err() == nil {
-			if tried == nil {
-				tried = []*Member{x.member}
-			}
-			if next := x.pool.nextExcluding(x.ci.clientIP, tried); next != nil {
-				x.member.errors("connect").Inc()
-				x.member.state.connectFailed()
-				x.pool.retries.Inc()
-				next.state.active.Add(1)
-				x.member.state.active.Add(-1)
-				x.member = next
-				tried = append(tried, next)
-				continue
-			}
+		if x.retryElsewhere(r.Context(), err, &tried) {
+			continue
 		}
 		if isGRPC(r) && r.Context().Err() == nil {
 			f.failGRPC(w, r, x, err, start)
