@@ -16,7 +16,7 @@ func (b *bench) run() error {
 		return err
 	}
 	var err error
-	if b.backend, err = b.start("backend", loadCPU, []string{"GOMAXPROCS=1"}, b.bin["backend"], "-addr", backendAddr, "-stats", statsAddr); err != nil {
+	if b.backend, err = b.start("backend", loadCPU, []string{"GOMAXPROCS=1"}, b.bin["backend"], "-addr", backendAddr, "-stats", statsAddr, "-grpc", grpcAddr); err != nil {
 		return err
 	}
 	time.Sleep(300 * time.Millisecond)

@@ -44,6 +44,10 @@ func (b *bench) scenarios() []scenario {
 		{"h2-fix", "req", false, func(_ *bench, ec, _ int) []string {
 			return []string{"h2load", "-c10", "-m10", "--rps=300", "-D", secs, url(ec)} // 3000 req/s
 		}, parseH2load},
+		{"grpc", "req", false, func(b *bench, ec, _ int) []string { // unary calls, 100-byte payloads
+			return []string{"h2load", "-c10", "-m10", "-D", secs, "-H", "content-type: application/grpc", "-H", "te: trailers",
+				"-d", b.opts.work + "/grpc-req.bin", fmt.Sprintf("https://127.0.0.1:%d/grpc.testing.TestService/UnaryCall", ec)}
+		}, parseH2load},
 		{"hs-ec", "conn", true, func(_ *bench, ec, _ int) []string {
 			return lg("hs", "-addr", addr(ec), "-rate", "250", "-c", "16", "-d", d.String(), "-n", n)
 		}, parseLoadgen},

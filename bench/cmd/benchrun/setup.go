@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"os"
@@ -9,6 +10,9 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/terminator-proxy/terminator/pki"
 )
@@ -19,6 +23,7 @@ var ports = map[string][2]int{"haproxy": {8441, 8451}, "nginx": {8442, 8452}, "t
 const (
 	backendAddr = "127.0.0.1:9001"
 	statsAddr   = "127.0.0.1:9002"
+	grpcAddr    = "127.0.0.1:9003" // the backend's gRPC (h2c) test service
 	loadCPU     = 0
 	proxyCPU    = 1
 )
@@ -86,7 +91,10 @@ func (b *bench) setup() error {
 		}
 	}
 	b.ca = ca
-	data := map[string]any{"Work": b.opts.work, "Backend": backendAddr, "P": ports, "Kinds": []string{"ec", "rsa"}}
+	data := map[string]any{"Work": b.opts.work, "Backend": backendAddr, "GRPC": grpcAddr, "P": ports, "Kinds": []string{"ec", "rsa"}}
+	if err := writeGRPCRequest(filepath.Join(b.opts.work, "grpc-req.bin")); err != nil {
+		return err
+	}
 	for file, tmpl := range map[string]string{"haproxy.cfg": haproxyCfg, "nginx.conf": nginxConf, "terminator.yaml": terminatorCfg} {
 		var sb strings.Builder
 		if err := template.Must(template.New(file).Parse(tmpl)).Execute(&sb, data); err != nil {
@@ -162,9 +170,13 @@ frontend fe
     bind 127.0.0.1:{{index .P.haproxy 0}} ssl crt {{.Work}}/ec.pem alpn h2,http/1.1
     bind 127.0.0.1:{{index .P.haproxy 1}} ssl crt {{.Work}}/rsa.pem alpn h2,http/1.1
     option forwardfor
+    acl grpc path_beg /grpc.testing.
+    use_backend be_grpc if grpc
     default_backend be
 backend be
     server s1 {{.Backend}}
+backend be_grpc
+    server g1 {{.GRPC}} proto h2
 `
 
 const nginxConf = `worker_processes 1;
@@ -187,6 +199,7 @@ http {
     ssl_session_cache shared:SSL:20m;
     ssl_session_tickets on;
     upstream be { server {{.Backend}}; keepalive 1024; }
+    upstream grpcbe { server {{.GRPC}}; keepalive 1024; }
 {{range $i, $kind := .Kinds}}    server {
         listen 127.0.0.1:{{index $.P.nginx $i}} ssl http2;
         ssl_certificate {{$.Work}}/{{$kind}}.crt;
@@ -199,6 +212,9 @@ http {
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_request_buffering off;
             proxy_buffering off;
+        }
+        location /grpc.testing. {
+            grpc_pass grpc://grpcbe;
         }
     }
 {{end}}}
@@ -215,6 +231,7 @@ listeners:
     alpn_protocols: [h2, http/1.1]
     insert_headers: {X-Forwarded-For: "true"}
     default_pool: be
+    l7policies: [{action: REDIRECT_TO_POOL, redirect_pool: grpc, rules: [{type: PATH, compare_type: STARTS_WITH, value: /grpc.testing.}]}]
   - name: rsa
     protocol: TERMINATED_HTTPS
     bind: 127.0.0.1:{{index .P.terminator 1}}
@@ -223,9 +240,13 @@ listeners:
     alpn_protocols: [h2, http/1.1]
     insert_headers: {X-Forwarded-For: "true"}
     default_pool: be
+    l7policies: [{action: REDIRECT_TO_POOL, redirect_pool: grpc, rules: [{type: PATH, compare_type: STARTS_WITH, value: /grpc.testing.}]}]
 pools:
   - name: be
     members: [{address: 127.0.0.1, protocol_port: 9001}]
+  - name: grpc
+    h2c: true
+    members: [{address: 127.0.0.1, protocol_port: 9003}]
 `
 
 // buildBase builds terminator from the -base git ref in a temporary
@@ -250,4 +271,17 @@ func (b *bench) buildBase() error {
 func (b *bench) terminatorConfig() string {
 	data, _ := os.ReadFile(filepath.Join(b.opts.work, "terminator.yaml"))
 	return string(data)
+}
+
+// writeGRPCRequest writes the body of one gRPC UnaryCall (a 5-byte frame
+// header and a SimpleRequest with 100 bytes of payload), which h2load sends
+// as is.
+func writeGRPCRequest(path string) error {
+	msg, err := proto.Marshal(&testgrpc.SimpleRequest{Payload: &testgrpc.Payload{Body: []byte(strings.Repeat("p", 100))}})
+	if err != nil {
+		return err
+	}
+	frame := make([]byte, 5, 5+len(msg))
+	binary.BigEndian.PutUint32(frame[1:], uint32(len(msg)))
+	return os.WriteFile(path, append(frame, msg...), 0o644)
 }
