@@ -18,6 +18,7 @@ import (
 	"github.com/terminator-proxy/terminator/config"
 	"github.com/terminator-proxy/terminator/metrics"
 	"github.com/terminator-proxy/terminator/proxy"
+	"github.com/terminator-proxy/terminator/proxy/l7"
 	"github.com/terminator-proxy/terminator/sni"
 )
 
@@ -206,7 +207,7 @@ func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools 
 	if ref := l.PoolRef(); ref != "" && cfg.FindPool(ref).Enabled() {
 		route.Pool = pools[cfg.FindPool(ref).Key()] // a disabled one leaves none: 503
 	}
-	router, err := proxy.CompileRouter(l7Specs(l, cfg, pools))
+	router, err := l7.Compile(l7Specs(l, cfg, pools))
 	if err != nil {
 		b.errorf(path+".l7policies", "%v", err)
 		return ListenerSnapshot{}, false
@@ -228,8 +229,8 @@ func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools 
 }
 
 // l7Specs converts a listener's enabled L7 policies and rules.
-func l7Specs(l *config.Listener, cfg *config.Config, pools map[string]*proxy.Pool) []proxy.PolicySpec {
-	var specs []proxy.PolicySpec
+func l7Specs(l *config.Listener, cfg *config.Config, pools map[string]*proxy.Pool) []l7.PolicySpec[*proxy.Pool] {
+	var specs []l7.PolicySpec[*proxy.Pool]
 	for _, pol := range l.L7Policies {
 		if !pol.Enabled() {
 			continue
@@ -237,13 +238,13 @@ func l7Specs(l *config.Listener, cfg *config.Config, pools map[string]*proxy.Poo
 		if ref := pol.PoolRef(); ref != "" && strings.EqualFold(pol.Action, "REDIRECT_TO_POOL") && !cfg.FindPool(ref).Enabled() {
 			continue // Octavia renders no use_backend for a disabled pool
 		}
-		spec := proxy.PolicySpec{Action: pol.Action, Position: pol.Position, URL: pol.RedirectURL, Prefix: pol.RedirectPrefix, Code: pol.RedirectHTTPCode}
+		spec := l7.PolicySpec[*proxy.Pool]{Action: pol.Action, Position: pol.Position, URL: pol.RedirectURL, Prefix: pol.RedirectPrefix, Code: pol.RedirectHTTPCode}
 		if ref := pol.PoolRef(); ref != "" {
-			spec.Pool = pools[cfg.FindPool(ref).Key()]
+			spec.Target = pools[cfg.FindPool(ref).Key()]
 		}
 		for _, r := range pol.Rules {
 			if r.Enabled() {
-				spec.Rules = append(spec.Rules, proxy.RuleSpec{Type: r.Type, Compare: r.CompareType, Key: r.Key, Value: r.Value, Invert: r.Invert})
+				spec.Rules = append(spec.Rules, l7.RuleSpec{Type: r.Type, Compare: r.CompareType, Key: r.Key, Value: r.Value, Invert: r.Invert})
 			}
 		}
 		specs = append(specs, spec)

@@ -313,5 +313,5 @@ func poolsOf(r *proxy.Route) []*proxy.Pool {
 	if r.Pool != nil {
 		out = append(out, r.Pool)
 	}
-	return append(out, r.Router.Pools()...)
+	return append(out, r.Router.Targets()...)
 }

@@ -26,9 +26,12 @@ type connInfo struct {
 	dn     map[string][]string // subject DN fields by OpenSSL short name, upper-cased
 }
 
-// dnField returns the client certificate's subject values for field (CN,
-// O, OU, …), computed on first use; none without a certificate.
-func (ci *connInfo) dnField(field string) []string {
+// TLSState implements l7.Conn.
+func (ci *connInfo) TLSState() *tls.ConnectionState { return ci.tls }
+
+// DNField implements l7.Conn: the client certificate's subject values for
+// field (CN, O, OU, …), computed on first use; none without a certificate.
+func (ci *connInfo) DNField(field string) []string {
 	ci.dnOnce.Do(func() {
 		ci.dn = map[string][]string{}
 		if ci.tls == nil || len(ci.tls.PeerCertificates) == 0 {

@@ -18,7 +18,7 @@
 //     smuggling stays impossible), runs Listener.ServeHTTP and writes the
 //     response. idle.go lets an idle connection wait for the client with no
 //     read buffer.
-//   - Listener.ServeHTTP applies L7 policies (l7.go), picks a member
+//   - Listener.ServeHTTP applies L7 policies (package l7), picks a member
 //     (balance.go, persist.go) and calls the Forwarder.
 //   - forward.go and exchange.go write the request to a pooled member
 //     connection (member.go, upstream.go) and relay the response, in the

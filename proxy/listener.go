@@ -16,6 +16,8 @@ import (
 
 	"github.com/terminator-proxy/terminator/metrics"
 	"github.com/terminator-proxy/terminator/sni"
+
+	"github.com/terminator-proxy/terminator/proxy/l7"
 )
 
 // ErrListenerClosed is returned by Shutdown on a listener already shut down.
@@ -121,7 +123,7 @@ func (l *Listener) newRouteState(r *Route) *routeState {
 		l.boundTickets(r.TLS, r.TicketLifetime) // before any handshake uses it
 	}
 	st := &routeState{Route: r, counters: newCounters(l.opts.Metrics, r.Listener), transport: l.opts.Forwarder.transportFor(r)}
-	for _, p := range append([]*Pool{r.Pool}, r.Router.Pools()...) {
+	for _, p := range append([]*Pool{r.Pool}, r.Router.Targets()...) {
 		if p != nil && p.http2 {
 			if st.poolH2 == nil {
 				st.poolH2 = map[*Pool]*http.Transport{}
@@ -498,23 +500,23 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pool := st.Pool
-	if pol := st.Router.match(r, ci); pol != nil {
+	if pol := st.Router.Match(r, ci); pol != nil {
 		switch pol.Action {
-		case ActionReject:
+		case l7.ActionReject:
 			writeError(rec, http.StatusForbidden, "the request was rejected by policy")
 			l.finish(st, r, rec, nil, ci, nil, start)
 			return
-		case ActionRedirectURL:
+		case l7.ActionRedirectURL:
 			rec.Header().Set("Location", pol.URL)
 			rec.WriteHeader(pol.Code)
 			l.finish(st, r, rec, nil, ci, nil, start)
 			return
-		case ActionRedirectPrefix:
+		case l7.ActionRedirectPrefix:
 			redirect(rec, pol.Prefix, pol.Code, r)
 			l.finish(st, r, rec, nil, ci, nil, start)
 			return
-		case ActionRedirectPool:
-			pool = pol.Pool
+		case l7.ActionRedirectPool:
+			pool = pol.Target
 		}
 	}
 	var member *Member

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/terminator-proxy/terminator/proxy/httpwire"
 )
 
 // Session persistence modes, as Octavia names them.
@@ -209,7 +211,7 @@ func requestCookie(r *http.Request, name string) (string, bool) {
 		return "", false
 	}
 	for _, line := range r.Header["Cookie"] {
-		if v, ok := cookieValue(line, name); ok {
+		if v, ok := httpwire.CookieValue(line, name); ok {
 			return v, true
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/terminator-proxy/terminator/accesslog"
+
+	"github.com/terminator-proxy/terminator/proxy/l7"
 )
 
 // Route is everything a listener serves with, swapped whole on reload.
@@ -30,7 +32,7 @@ type Route struct {
 	Redirect     string
 	RedirectCode int
 	// Router holds the listener's compiled L7 policies (nil: none).
-	Router  *Router
+	Router  *l7.Router[*Pool]
 	Headers HeaderRules
 	// ClientTimeout is haproxy's timeout client (Octavia
 	// timeout_client_data): the longest a client may stay silent, while

@@ -252,3 +252,17 @@ func ParseStatusLine(s string) (proto string, code int, ok bool) {
 	}
 	return s[:8], code, code >= 100
 }
+
+// CookieValue finds name in one Cookie header line without allocating.
+func CookieValue(line, name string) (string, bool) {
+	for line != "" {
+		var part string
+		part, line, _ = strings.Cut(line, ";")
+		part = strings.TrimSpace(part)
+		k, v, ok := strings.Cut(part, "=")
+		if ok && k == name {
+			return strings.Trim(v, `"`), true
+		}
+	}
+	return "", false
+}

@@ -1,9 +1,8 @@
-package proxy
+package l7
 
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,13 +10,13 @@ import (
 )
 
 func TestL7Table(t *testing.T) {
-	web := NewPool(PoolSpec{Name: "web"}, nil, nil)
-	api := NewPool(PoolSpec{Name: "api"}, nil, nil)
+	const api = "api"
 	rule := func(typ, cmp, key, value string, invert bool) RuleSpec {
 		return RuleSpec{Type: typ, Compare: cmp, Key: key, Value: value, Invert: invert}
 	}
-	withCert := &connInfo{tls: &tls.ConnectionState{PeerCertificates: []*x509.Certificate{{Subject: pkix.Name{CommonName: "alice", Organization: []string{"Example"}, OrganizationalUnit: []string{"ops", "dev"}}}}}}
-	noCert := &connInfo{tls: &tls.ConnectionState{}}
+	withCert := &fakeConn{tls: &tls.ConnectionState{PeerCertificates: []*x509.Certificate{{}}},
+		dn: map[string][]string{"CN": {"alice"}, "O": {"Example"}, "OU": {"ops", "dev"}}}
+	noCert := &fakeConn{tls: &tls.ConnectionState{}}
 	req := func(host, target string, hdr ...string) *http.Request {
 		r := httptest.NewRequest("GET", target, nil)
 		r.Host = host
@@ -30,7 +29,7 @@ func TestL7Table(t *testing.T) {
 		name  string
 		rule  RuleSpec
 		req   *http.Request
-		ci    *connInfo
+		ci    *fakeConn
 		match bool
 	}{
 		{"host equal, case-insensitive", rule("HOST_NAME", "EQUAL_TO", "", "Shop.Example", false), req("SHOP.example", "/"), noCert, true},
@@ -60,41 +59,39 @@ func TestL7Table(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := CompileRouter([]PolicySpec{{Action: ActionRedirectPool, Position: 1, Pool: api, Rules: []RuleSpec{tc.rule}}})
+			r, err := Compile([]PolicySpec[string]{{Action: ActionRedirectPool, Position: 1, Target: api, Rules: []RuleSpec{tc.rule}}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := r.match(tc.req, tc.ci) != nil; got != tc.match {
+			if got := r.Match(tc.req, tc.ci) != nil; got != tc.match {
 				t.Fatalf("match = %v, want %v", got, tc.match)
 			}
 		})
 	}
-	_ = web
 }
 
 func TestL7OrderingAndAnd(t *testing.T) {
-	a := NewPool(PoolSpec{Name: "a"}, nil, nil)
-	b := NewPool(PoolSpec{Name: "b"}, nil, nil)
+	a, b := "a", "b"
 	api := RuleSpec{Type: "PATH", Compare: "STARTS_WITH", Value: "/api"}
-	r, err := CompileRouter([]PolicySpec{
-		{Action: ActionRedirectPool, Position: 1, Pool: a, Rules: []RuleSpec{api}},
-		{Action: ActionRedirectPool, Position: 2, Pool: b, Rules: []RuleSpec{api, {Type: "HEADER", Compare: "EQUAL_TO", Key: "X-B", Value: "1"}}},
+	r, err := Compile([]PolicySpec[string]{
+		{Action: ActionRedirectPool, Position: 1, Target: a, Rules: []RuleSpec{api}},
+		{Action: ActionRedirectPool, Position: 2, Target: b, Rules: []RuleSpec{api, {Type: "HEADER", Compare: "EQUAL_TO", Key: "X-B", Value: "1"}}},
 		{Action: ActionReject, Position: 9, Rules: []RuleSpec{{Type: "PATH", Compare: "EQUAL_TO", Value: "/api/forbidden"}}},
 		{Action: ActionRedirectURL, Position: 5, URL: "https://x", Code: 301, Rules: []RuleSpec{{Type: "PATH", Compare: "EQUAL_TO", Value: "/api/moved"}}},
-		{Action: ActionRedirectPool, Position: 0, Pool: b}, // no rules: never matches
+		{Action: ActionRedirectPool, Position: 0, Target: b}, // no rules: never matches
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ci := &connInfo{}
-	get := func(path string, hdr ...string) *compiledPolicy {
+	ci := &fakeConn{}
+	get := func(path string, hdr ...string) *Policy[string] {
 		req := httptest.NewRequest("GET", path, nil)
 		for i := 0; i+1 < len(hdr); i += 2 {
 			req.Header.Set(hdr[i], hdr[i+1])
 		}
-		return r.match(req, ci)
+		return r.Match(req, ci)
 	}
-	if p := get("/api/x", "X-B", "1"); p.Pool != a {
+	if p := get("/api/x", "X-B", "1"); p.Target != a {
 		t.Fatal("position order among pool policies not kept")
 	}
 	if p := get("/api/forbidden"); p.Action != ActionReject {
@@ -109,25 +106,36 @@ func TestL7OrderingAndAnd(t *testing.T) {
 }
 
 func BenchmarkL7With100Policies(b *testing.B) {
-	pool := NewPool(PoolSpec{Name: "p"}, nil, nil)
-	var specs []PolicySpec
+	pool := "p"
+	var specs []PolicySpec[string]
 	for i := range 100 {
-		specs = append(specs, PolicySpec{Action: ActionRedirectPool, Position: i + 1, Pool: pool, Rules: []RuleSpec{
+		specs = append(specs, PolicySpec[string]{Action: ActionRedirectPool, Position: i + 1, Target: pool, Rules: []RuleSpec{
 			{Type: "HOST_NAME", Compare: "EQUAL_TO", Value: fmt.Sprintf("host%d.example", i)},
 			{Type: "PATH", Compare: "STARTS_WITH", Value: "/api"},
 		}})
 	}
-	r, err := CompileRouter(specs)
+	r, err := Compile(specs)
 	if err != nil {
 		b.Fatal(err)
 	}
 	req := httptest.NewRequest("GET", "/api/v1", nil)
 	req.Host = "host99.example" // the last policy: every one is evaluated
-	ci := &connInfo{}
+	ci := &fakeConn{}
 	b.ReportAllocs()
 	for b.Loop() {
-		if r.match(req, ci) == nil {
+		if r.Match(req, ci) == nil {
 			b.Fatal("no match")
 		}
 	}
 }
+
+// fakeConn is a connection with fixed TLS facts; the proxy's connInfo
+// derives DN fields from the certificate (tested there).
+type fakeConn struct {
+	tls *tls.ConnectionState
+	dn  map[string][]string
+}
+
+func (c *fakeConn) TLSState() *tls.ConnectionState { return c.tls }
+
+func (c *fakeConn) DNField(f string) []string { return c.dn[f] }
