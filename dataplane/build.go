@@ -19,6 +19,7 @@ import (
 	"github.com/terminator-proxy/terminator/metrics"
 	"github.com/terminator-proxy/terminator/proxy"
 	"github.com/terminator-proxy/terminator/proxy/l7"
+	"github.com/terminator-proxy/terminator/proxy/lb"
 	"github.com/terminator-proxy/terminator/sni"
 )
 
@@ -54,11 +55,11 @@ func Build(ctx context.Context, cfg *config.Config, mgr certs.Manager, mx *metri
 }
 
 // build is Build with member states that survive reloads (nil: fresh).
-func build(ctx context.Context, cfg *config.Config, mgr certs.Manager, states *proxy.States, mx *metrics.Metrics, now time.Time) (*Snapshot, error) {
+func build(ctx context.Context, cfg *config.Config, mgr certs.Manager, states *lb.States, mx *metrics.Metrics, now time.Time) (*Snapshot, error) {
 	b := &builder{mgr: mgr, mx: mx, bundles: map[string]fetched{}, secrets: map[string]fetched{}}
 	b.fetchAll(ctx, cfg)
 	snap := &Snapshot{Config: cfg}
-	pools := map[string]*proxy.Pool{}
+	pools := map[string]*lb.Pool{}
 	for i := range cfg.Pools {
 		pools[cfg.Pools[i].Key()] = b.pool(i, &cfg.Pools[i], states, mx)
 	}
@@ -173,7 +174,7 @@ func (b *builder) errorf(path, format string, args ...any) {
 
 // listener builds one listener's part of the snapshot; on failure the
 // problems are in b.errs and ok is false.
-func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools map[string]*proxy.Pool, now time.Time) (ls ListenerSnapshot, ok bool) {
+func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools map[string]*lb.Pool, now time.Time) (ls ListenerSnapshot, ok bool) {
 	path := fmt.Sprintf("listeners[%d]", i)
 	route := &proxy.Route{
 		Listener:        l.Key(),
@@ -229,8 +230,8 @@ func (b *builder) listener(i int, l *config.Listener, cfg *config.Config, pools 
 }
 
 // l7Specs converts a listener's enabled L7 policies and rules.
-func l7Specs(l *config.Listener, cfg *config.Config, pools map[string]*proxy.Pool) []l7.PolicySpec[*proxy.Pool] {
-	var specs []l7.PolicySpec[*proxy.Pool]
+func l7Specs(l *config.Listener, cfg *config.Config, pools map[string]*lb.Pool) []l7.PolicySpec[*lb.Pool] {
+	var specs []l7.PolicySpec[*lb.Pool]
 	for _, pol := range l.L7Policies {
 		if !pol.Enabled() {
 			continue
@@ -238,7 +239,7 @@ func l7Specs(l *config.Listener, cfg *config.Config, pools map[string]*proxy.Poo
 		if ref := pol.PoolRef(); ref != "" && strings.EqualFold(pol.Action, "REDIRECT_TO_POOL") && !cfg.FindPool(ref).Enabled() {
 			continue // Octavia renders no use_backend for a disabled pool
 		}
-		spec := l7.PolicySpec[*proxy.Pool]{Action: pol.Action, Position: pol.Position, URL: pol.RedirectURL, Prefix: pol.RedirectPrefix, Code: pol.RedirectHTTPCode}
+		spec := l7.PolicySpec[*lb.Pool]{Action: pol.Action, Position: pol.Position, URL: pol.RedirectURL, Prefix: pol.RedirectPrefix, Code: pol.RedirectHTTPCode}
 		if ref := pol.PoolRef(); ref != "" {
 			spec.Target = pools[cfg.FindPool(ref).Key()]
 		}
@@ -344,15 +345,15 @@ func (b *builder) serving(path, ref string, now time.Time) *certs.Bundle {
 	return bd
 }
 
-func (b *builder) pool(i int, p *config.Pool, states *proxy.States, mx *metrics.Metrics) *proxy.Pool {
-	specs := make([]proxy.MemberSpec, len(p.Members))
+func (b *builder) pool(i int, p *config.Pool, states *lb.States, mx *metrics.Metrics) *lb.Pool {
+	specs := make([]lb.MemberSpec, len(p.Members))
 	for i, m := range p.Members {
-		specs[i] = proxy.MemberSpec{
+		specs[i] = lb.MemberSpec{
 			ID: m.ID, Name: m.Name, Address: m.Address, Port: m.ProtocolPort,
 			Weight: *m.Weight, Backup: m.Backup, Enabled: m.Enabled(), MaxConnections: m.MaxConnections,
 		}
 	}
-	spec := proxy.PoolSpec{Name: p.Key(), Algorithm: p.LBAlgorithm, Members: specs}
+	spec := lb.PoolSpec{Name: p.Key(), Algorithm: p.LBAlgorithm, Members: specs}
 	switch p.Protocol {
 	case "PROXY":
 		spec.ProxyVersion = 1
@@ -366,7 +367,7 @@ func (b *builder) pool(i int, p *config.Pool, states *proxy.States, mx *metrics.
 		spec.TLS, spec.TLSKey = b.poolTLS(fmt.Sprintf("pools[%d]", i), p)
 	}
 	spec.HTTP2 = p.H2C || p.TLSEnabled && slices.Contains(p.ALPNProtocols, "h2")
-	return proxy.NewPool(spec, states, mx)
+	return lb.NewPool(spec, states, mx)
 }
 
 func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }

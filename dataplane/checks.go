@@ -11,7 +11,7 @@ import (
 
 	"github.com/terminator-proxy/terminator/config"
 	"github.com/terminator-proxy/terminator/health"
-	"github.com/terminator-proxy/terminator/proxy"
+	"github.com/terminator-proxy/terminator/proxy/lb"
 )
 
 // memberStatuses are Octavia's operating statuses for members.
@@ -93,7 +93,7 @@ func newProbe(hm *config.HealthMonitor) (*health.Probe, error) {
 
 // checkLoop probes one member every delay (the first after a random part
 // of it, to spread checks) until ctx is done.
-func (p *Plane) checkLoop(ctx context.Context, c *checks, pool, member, target string, st *proxy.MemberState, probe *health.Probe, hm *config.HealthMonitor) {
+func (p *Plane) checkLoop(ctx context.Context, c *checks, pool, member, target string, st *lb.MemberState, probe *health.Probe, hm *config.HealthMonitor) {
 	defer c.wg.Done()
 	delay := time.Duration(hm.Delay) * time.Second
 	wait := time.Duration(rand.Int64N(int64(delay)))

@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/terminator-proxy/terminator/proxy"
+	"github.com/terminator-proxy/terminator/proxy/lb"
 )
 
 // Handover is what a Plane hands to the process that replaces it in a
@@ -14,8 +14,8 @@ import (
 // tls.session_ticket_keys_file is read again by the successor), and the
 // member health and persistence tables.
 type Handover struct {
-	TicketKeys [][32]byte         `json:"ticket_keys,omitempty"`
-	States     proxy.StatesRecord `json:"states"`
+	TicketKeys [][32]byte      `json:"ticket_keys,omitempty"`
+	States     lb.StatesRecord `json:"states"`
 }
 
 // autoTicketRotation is how often the Plane's own ticket keys rotate when

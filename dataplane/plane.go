@@ -16,6 +16,7 @@ import (
 	"github.com/terminator-proxy/terminator/metrics"
 	"github.com/terminator-proxy/terminator/peersync"
 	"github.com/terminator-proxy/terminator/proxy"
+	"github.com/terminator-proxy/terminator/proxy/lb"
 	"github.com/terminator-proxy/terminator/udprelay"
 )
 
@@ -52,7 +53,7 @@ type Options struct {
 type Plane struct {
 	opts      Options
 	forwarder *proxy.Forwarder
-	states    *proxy.States // member state that outlives snapshots
+	states    *lb.States // member state that outlives snapshots
 	current   atomic.Pointer[Snapshot]
 
 	mu        sync.Mutex // serialises Apply and Shutdown; guards the fields below
@@ -93,7 +94,7 @@ func New(o Options) *Plane {
 	return &Plane{
 		opts:        o,
 		forwarder:   proxy.NewForwarder(proxy.ForwarderOptions{Logger: o.Logger, Dial: o.Dial}),
-		states:      proxy.NewStates(),
+		states:      lb.NewStates(),
 		listeners:   map[string]*proxy.Listener{},
 		relays:      map[string]*udprelay.Relay{},
 		autoTickets: [][32]byte{newTicketKey()},
@@ -308,8 +309,8 @@ func memberAddrs(cfg *config.Config) map[string][]string {
 }
 
 // poolsOf lists the pools a route can send to.
-func poolsOf(r *proxy.Route) []*proxy.Pool {
-	var out []*proxy.Pool
+func poolsOf(r *proxy.Route) []*lb.Pool {
+	var out []*lb.Pool
 	if r.Pool != nil {
 		out = append(out, r.Pool)
 	}

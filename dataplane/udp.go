@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/terminator-proxy/terminator/config"
-	"github.com/terminator-proxy/terminator/proxy"
+	"github.com/terminator-proxy/terminator/proxy/lb"
 	"github.com/terminator-proxy/terminator/udprelay"
 )
 
@@ -20,7 +20,7 @@ type UDPSnapshot struct {
 
 // udpListener builds the relay spec of a UDP listener: its default pool's
 // members, their health from states, its persistence and limits.
-func udpListener(l *config.Listener, cfg *config.Config, states *proxy.States) *udprelay.Spec {
+func udpListener(l *config.Listener, cfg *config.Config, states *lb.States) *udprelay.Spec {
 	spec := &udprelay.Spec{Listener: l.Key()}
 	if limit := l.ConnectionLimit; limit != nil && *limit > 0 {
 		spec.MemberFlowLimit = *limit // keepalived's uthreshold, per member

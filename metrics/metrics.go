@@ -135,3 +135,15 @@ func New() *Metrics {
 	)
 	return m
 }
+
+// StatusClasses label responses by class; index 0 counts requests that got
+// no response from a member.
+var StatusClasses = [6]string{"0xx", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// ClassIndex is the index in StatusClasses of an HTTP status.
+func ClassIndex(status int) int {
+	if status < 100 || status > 599 {
+		return 0
+	}
+	return status / 100
+}

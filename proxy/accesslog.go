@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/terminator-proxy/terminator/accesslog"
+
+	"github.com/terminator-proxy/terminator/proxy/lb"
 )
 
 // requestIDHeader carries the request id to the member and into the log.
@@ -22,7 +24,7 @@ func newRequestID() string {
 }
 
 // accessEntry is what the access log records of a finished request.
-func accessEntry(st *routeState, r *http.Request, rec *recorder, m *Member, ci *connInfo, in int64, start time.Time, elapsed time.Duration) *accesslog.Entry {
+func accessEntry(st *routeState, r *http.Request, rec *recorder, m *lb.Member, ci *connInfo, in int64, start time.Time, elapsed time.Duration) *accesslog.Entry {
 	e := &accesslog.Entry{
 		Time: start, Listener: st.Listener, ClientIP: ci.clientIP, Method: r.Method, Host: r.Host,
 		URI: r.RequestURI, Proto: r.Proto, Status: rec.status, BytesIn: in, BytesOut: rec.n,
@@ -34,7 +36,7 @@ func accessEntry(st *routeState, r *http.Request, rec *recorder, m *Member, ci *
 		}
 	}
 	if m != nil {
-		e.Member, e.Pool = m.Addr, m.pool
+		e.Member, e.Pool = m.Addr, m.PoolName()
 	}
 	if cs := ci.tls; cs != nil && len(cs.PeerCertificates) > 0 {
 		e.ClientVerify = "0"

@@ -19,7 +19,8 @@
 //     response. idle.go lets an idle connection wait for the client with no
 //     read buffer.
 //   - Listener.ServeHTTP applies L7 policies (package l7), picks a member
-//     (balance.go, persist.go) and calls the Forwarder.
+//     (package lb: pools, balancing, persistence, member health) and calls
+//     the Forwarder.
 //   - forward.go and exchange.go write the request to a pooled member
 //     connection (member.go, upstream.go) and relay the response, in the
 //     serving goroutine itself: HTTP/1.1 to members, framing re-done by

@@ -13,6 +13,10 @@ import (
 	"sync"
 
 	"github.com/terminator-proxy/terminator/proxy/httpwire"
+
+	"github.com/terminator-proxy/terminator/proxy/lb"
+
+	"github.com/terminator-proxy/terminator/metrics"
 )
 
 // maxResponseHead caps a member's response head, as the former
@@ -59,7 +63,7 @@ func (f *Forwarder) exchange(w http.ResponseWriter, r *http.Request, x *exchange
 	}
 	h := outboundHeader(r, x)
 	idempotent := isIdempotent(r.Method)
-	var tried []*Member // allocated only when a retry happens
+	var tried []*lb.Member // allocated only when a retry happens
 	redialed := false
 	for {
 		var mc *memberConn
@@ -103,22 +107,22 @@ func (f *Forwarder) exchange(w http.ResponseWriter, r *http.Request, x *exchange
 // refused connection and the request can be sent again (haproxy's retries
 // 3 with option redispatch), counting the failure against the member left.
 // tried holds the members tried so far; it reports whether to try again.
-func (x *exchange) retryElsewhere(ctx context.Context, err error, tried *[]*Member) bool {
+func (x *exchange) retryElsewhere(ctx context.Context, err error, tried *[]*lb.Member) bool {
 	if !isDialError(err) || len(*tried) >= maxRetries || !bodyUnsent(x) || ctx.Err() != nil {
 		return false
 	}
 	if *tried == nil {
-		*tried = []*Member{x.member}
+		*tried = []*lb.Member{x.member}
 	}
-	next := x.pool.nextExcluding(x.ci.clientIP, *tried)
+	next := x.pool.NextExcluding(x.ci.clientIP, *tried)
 	if next == nil {
 		return false
 	}
-	x.member.errors("connect").Inc()
-	x.member.state.connectFailed()
-	x.pool.retries.Inc()
-	next.state.active.Add(1)
-	x.member.state.active.Add(-1)
+	x.member.Errors("connect").Inc()
+	x.member.State().ConnectFailed()
+	x.pool.CountRetry()
+	next.State().AddActive(1)
+	x.member.State().AddActive(-1)
 	x.member = next
 	*tried = append(*tried, next)
 	return true
@@ -149,8 +153,8 @@ func outboundHeader(r *http.Request, x *exchange) http.Header {
 		h[k] = vs
 	}
 	x.route.Headers.apply(h, r.Header, x.ci)
-	if x.pool.persistence == PersistHTTPCookie {
-		stripPersistCookie(h)
+	if x.pool.Persistence() == lb.PersistHTTPCookie {
+		lb.StripPersistCookie(h)
 	}
 	return h
 }
@@ -314,7 +318,7 @@ func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, x *exchange, m
 			out[k] = vs
 		}
 	}
-	x.member.requests[classIndex(resp.status)].Inc()
+	x.member.Requests(metrics.ClassIndex(resp.status)).Inc()
 	if resp.status == http.StatusSwitchingProtocols {
 		f.tunnel(w, r, x, mc, resp)
 		return false, false
@@ -326,11 +330,11 @@ func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, x *exchange, m
 	}
 	if err, clientSide := copyResponseBody(w, mc.br, resp); err != nil {
 		if clientSide {
-			x.member.errors("client_gone").Inc()
+			x.member.Errors("client_gone").Inc()
 			f.log.Debug("client went away during the response", "listener", x.route.Listener, "err", err)
 		} else {
 			_, reason, _ := errorStatus(err)
-			x.member.errors(reason).Inc()
+			x.member.Errors(reason).Inc()
 			f.log.Warn("member response cut short", "listener", x.route.Listener, "member", x.member.Name, "addr", x.member.Addr, "err", err)
 		}
 		return true, false
@@ -345,9 +349,9 @@ func (f *Forwarder) finishHead(w http.ResponseWriter, r *http.Request, x *exchan
 	if x.route.Headers.HSTS != "" && x.ci.tls != nil {
 		out.Set("Strict-Transport-Security", x.route.Headers.HSTS)
 	}
-	x.pool.persistResponse(out, r, x.member)
-	if x.member.state.answered(status) {
-		f.log.Warn("member held out for a burst of 5xx answers", "pool", x.pool.Name, "member", x.member.Name, "for", passiveHold)
+	x.pool.PersistResponse(out, r, x.member)
+	if x.member.State().Answered(status) {
+		f.log.Warn("member held out for a burst of 5xx answers", "pool", x.pool.Name, "member", x.member.Name, "for", lb.PassiveHold)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/terminator-proxy/terminator/proxy/lb"
 )
 
 // Forwarder sends requests to pool members over HTTP/1.1 with keep-alive
@@ -78,8 +80,8 @@ func (f *Forwarder) RetainTLS(keys map[string]bool) {
 // exchange is one request's forwarding state.
 type exchange struct {
 	route  *routeState
-	pool   *Pool
-	member *Member // changes when a refused connection is retried elsewhere
+	pool   *lb.Pool
+	member *lb.Member // changes when a refused connection is retried elsewhere
 	ci     *connInfo
 	body   *clientBody // the client's request body, nil without one
 }
@@ -89,10 +91,10 @@ type exchange struct {
 // aborted reports a response cut short after its head was sent: the caller
 // must then abort the client connection (panic with http.ErrAbortHandler)
 // so that the client cannot take the truncated response for a whole one.
-func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, st *routeState, pool *Pool, m *Member, ci *connInfo) (body *clientBody, aborted bool) {
+func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, st *routeState, pool *lb.Pool, m *lb.Member, ci *connInfo) (body *clientBody, aborted bool) {
 	x := &exchange{route: st, pool: pool, member: m, ci: ci}
-	m.state.active.Add(1)
-	defer func() { x.member.state.active.Add(-1) }()
+	m.State().AddActive(1)
+	defer func() { x.member.State().AddActive(-1) }()
 	if r.Body != nil && r.Body != http.NoBody {
 		body = &clientBody{ReadCloser: r.Body, rc: http.NewResponseController(w), dl: deadline{timeout: st.ClientTimeout}}
 		x.body = body
@@ -103,7 +105,7 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, st *routeSta
 	}
 	if tr, ok := st.poolH2[pool]; ok {
 		scheme := "https"
-		if pool.tls == nil {
+		if pool.TLS() == nil {
 			scheme = "http"
 		}
 		return body, f.exchangeH2(w, r, x, tr, scheme)
@@ -130,10 +132,10 @@ func errorStatus(err error) (status int, reason, msg string) {
 // fail answers when no response came from the member. The client sees the
 // status and a short reason; the log gets the cause.
 func (f *Forwarder) fail(w http.ResponseWriter, r *http.Request, x *exchange, err error) {
-	x.member.requests[0].Inc()
+	x.member.Requests(0).Inc()
 	if r.Context().Err() != nil {
 		// The client went away; nobody is left to answer.
-		x.member.errors("client_gone").Inc()
+		x.member.Errors("client_gone").Inc()
 		f.log.Debug("client closed the request", "listener", x.route.Listener, "member", x.member.Name)
 		return
 	}
@@ -142,9 +144,9 @@ func (f *Forwarder) fail(w http.ResponseWriter, r *http.Request, x *exchange, er
 	if errors.As(err, &cbe) {
 		status, reason, msg = http.StatusBadRequest, "client_body", "the request body could not be read"
 	}
-	x.member.errors(reason).Inc()
-	if reason == "connect" && x.member.state.connectFailed() {
-		f.log.Warn("member held out after repeated connect failures", "pool", x.pool.Name, "member", x.member.Name, "for", passiveHold)
+	x.member.Errors(reason).Inc()
+	if reason == "connect" && x.member.State().ConnectFailed() {
+		f.log.Warn("member held out after repeated connect failures", "pool", x.pool.Name, "member", x.member.Name, "for", lb.PassiveHold)
 	}
 	f.log.Warn("member failed", "listener", x.route.Listener, "member", x.member.Name, "addr", x.member.Addr, "reason", reason, "err", err)
 	writeError(w, status, msg)

@@ -22,6 +22,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/terminator-proxy/terminator/proxy/httpwire"
+
+	"github.com/terminator-proxy/terminator/metrics"
 )
 
 // terminator serves HTTP/1.x itself; net/http serves only HTTP/2. The own
@@ -369,7 +371,7 @@ func (hc *h1conn) refuse(st *routeState, err error) {
 		return // EOF, reset, timeout or shutdown: nobody to answer
 	}
 	hc.l.opts.Logger.Debug("bad request", "listener", st.Listener, "client", hc.ci.clientIP, "status", status, "err", err)
-	st.counters.requests[classIndex(status)].Inc()
+	st.counters.requests[metrics.ClassIndex(status)].Inc()
 	msg := http.StatusText(status) + ": " + err.Error() + "\n"
 	_ = hc.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if _, err := fmt.Fprintf(hc.c, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",

@@ -13,6 +13,10 @@ import (
 	"time"
 
 	"github.com/terminator-proxy/terminator/proxy/httpwire"
+
+	"github.com/terminator-proxy/terminator/proxy/lb"
+
+	"github.com/terminator-proxy/terminator/metrics"
 )
 
 // HTTP/2 to members. A pool that offers h2 to TLS members (alpn_protocols)
@@ -109,7 +113,7 @@ func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchan
 	}
 	out = out.WithContext(r.Context()) // a client's reset cancels the member's stream
 	start := time.Now()
-	var tried []*Member
+	var tried []*lb.Member
 	for {
 		out.URL.Host = x.member.Addr
 		resp, err := tr.RoundTrip(out)
@@ -140,13 +144,13 @@ func isGRPC(r *http.Request) bool {
 // grpc-timeout has passed (a member resets the stream when its deadline
 // fires, usually just before the client's), UNAVAILABLE otherwise.
 func (f *Forwarder) failGRPC(w http.ResponseWriter, r *http.Request, x *exchange, err error, start time.Time) {
-	x.member.requests[0].Inc()
+	x.member.Requests(0).Inc()
 	code, msg := "14", "the backend member could not be reached"
 	if d, ok := grpcTimeout(r.Header.Get("Grpc-Timeout")); ok && time.Since(start) >= d-10*time.Millisecond {
 		code, msg = "4", "deadline exceeded at the backend member"
 	} else {
 		_, reason, _ := errorStatus(err)
-		x.member.errors(reason).Inc()
+		x.member.Errors(reason).Inc()
 		f.log.Warn("member failed", "listener", x.route.Listener, "member", x.member.Name, "addr", x.member.Addr, "reason", reason, "err", err)
 	}
 	h := w.Header()
@@ -187,7 +191,7 @@ func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange,
 	for k := range resp.Trailer {
 		out.Add("Trailer", k)
 	}
-	x.member.requests[classIndex(resp.StatusCode)].Inc()
+	x.member.Requests(metrics.ClassIndex(resp.StatusCode)).Inc()
 	f.finishHead(w, r, x, resp.StatusCode)
 	w.WriteHeader(resp.StatusCode)
 	flush := http.NewResponseController(w).Flush
@@ -197,7 +201,7 @@ func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange,
 		n, rerr := resp.Body.Read(*bp)
 		if n > 0 {
 			if _, err := w.Write((*bp)[:n]); err != nil {
-				x.member.errors("client_gone").Inc()
+				x.member.Errors("client_gone").Inc()
 				return true
 			}
 			_ = flush()
@@ -207,10 +211,10 @@ func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange,
 		}
 		if rerr != nil {
 			if r.Context().Err() != nil {
-				x.member.errors("client_gone").Inc()
+				x.member.Errors("client_gone").Inc()
 			} else {
 				_, reason, _ := errorStatus(rerr)
-				x.member.errors(reason).Inc()
+				x.member.Errors(reason).Inc()
 				f.log.Warn("member response cut short", "listener", x.route.Listener, "member", x.member.Name, "addr", x.member.Addr, "err", rerr)
 			}
 			return true

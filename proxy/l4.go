@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+
+	"github.com/terminator-proxy/terminator/proxy/lb"
 )
 
 // serveTCP relays one connection of a layer-4 listener (TCP, or HTTPS
@@ -32,31 +34,31 @@ func (l *Listener) serveTCP(c net.Conn, st *routeState) {
 	defer cancel()
 	m := pool.Select(nil, ci.clientIP)
 	var member net.Conn
-	var tried []*Member
+	var tried []*lb.Member
 	for {
 		if m == nil {
 			l.opts.Logger.Warn("layer-4 connection closed: no member takes traffic", "listener", st.Listener, "pool", pool.Name)
 			return
 		}
-		m.state.active.Add(1)
+		m.State().AddActive(1)
 		var err error
 		member, err = l.dialL4(ctx, st, pool, m, ci)
 		if err == nil {
 			break
 		}
-		m.state.active.Add(-1)
-		m.errors("connect").Inc()
-		m.state.connectFailed()
+		m.State().AddActive(-1)
+		m.Errors("connect").Inc()
+		m.State().ConnectFailed()
 		if tried = append(tried, m); len(tried) > maxRetries {
 			l.opts.Logger.Warn("layer-4 connection closed: members refused it", "listener", st.Listener, "pool", pool.Name, "err", err)
 			return
 		}
-		pool.retries.Inc()
-		m = pool.nextExcluding(ci.clientIP, tried)
+		pool.CountRetry()
+		m = pool.NextExcluding(ci.clientIP, tried)
 	}
-	defer m.state.active.Add(-1)
+	defer m.State().AddActive(-1)
 	defer member.Close()
-	m.requests[0].Inc()
+	m.Requests(0).Inc()
 	stop := context.AfterFunc(l.hard, func() { c.Close(); member.Close() }) // the drain's deadline
 	defer stop()
 
@@ -77,7 +79,7 @@ func (l *Listener) serveTCP(c net.Conn, st *routeState) {
 
 // dialL4 connects to m within the connect timeout and sends the PROXY
 // header the pool asks for.
-func (l *Listener) dialL4(ctx context.Context, st *routeState, pool *Pool, m *Member, ci *connInfo) (net.Conn, error) {
+func (l *Listener) dialL4(ctx context.Context, st *routeState, pool *lb.Pool, m *lb.Member, ci *connInfo) (net.Conn, error) {
 	d := net.Dialer{Timeout: st.ConnectTimeout}
 	dial := plainDial
 	if l.opts.Forwarder != nil {
@@ -87,8 +89,8 @@ func (l *Listener) dialL4(ctx context.Context, st *routeState, pool *Pool, m *Me
 	if err != nil {
 		return nil, err
 	}
-	if pool.proxyVersion != 0 {
-		h := proxyproto.HeaderProxyFromAddrs(pool.proxyVersion, ci.remote, ci.local)
+	if pool.ProxyVersion() != 0 {
+		h := proxyproto.HeaderProxyFromAddrs(pool.ProxyVersion(), ci.remote, ci.local)
 		if _, err := h.WriteTo(conn); err != nil {
 			conn.Close()
 			return nil, err

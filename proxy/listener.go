@@ -18,6 +18,8 @@ import (
 	"github.com/terminator-proxy/terminator/sni"
 
 	"github.com/terminator-proxy/terminator/proxy/l7"
+
+	"github.com/terminator-proxy/terminator/proxy/lb"
 )
 
 // ErrListenerClosed is returned by Shutdown on a listener already shut down.
@@ -123,23 +125,23 @@ func (l *Listener) newRouteState(r *Route) *routeState {
 		l.boundTickets(r.TLS, r.TicketLifetime) // before any handshake uses it
 	}
 	st := &routeState{Route: r, counters: newCounters(l.opts.Metrics, r.Listener), transport: l.opts.Forwarder.transportFor(r)}
-	for _, p := range append([]*Pool{r.Pool}, r.Router.Targets()...) {
-		if p != nil && p.http2 {
+	for _, p := range append([]*lb.Pool{r.Pool}, r.Router.Targets()...) {
+		if p != nil && p.HTTP2() {
 			if st.poolH2 == nil {
-				st.poolH2 = map[*Pool]*http.Transport{}
+				st.poolH2 = map[*lb.Pool]*http.Transport{}
 			}
-			st.poolH2[p] = l.opts.Forwarder.h2.get(h2Key{connect: r.ConnectTimeout, idle: r.MemberTimeout, tlsKey: p.tlsKey, h2c: p.tls == nil}, p.tls)
+			st.poolH2[p] = l.opts.Forwarder.h2.get(h2Key{connect: r.ConnectTimeout, idle: r.MemberTimeout, tlsKey: p.TLSKey(), h2c: p.TLS() == nil}, p.TLS())
 			continue
 		}
-		if p == nil || (p.proxyVersion == 0 && p.tls == nil) {
+		if p == nil || (p.ProxyVersion() == 0 && p.TLS() == nil) {
 			continue
 		}
 		if st.poolTransports == nil {
-			st.poolTransports = map[*Pool]*upstream{}
+			st.poolTransports = map[*lb.Pool]*upstream{}
 		}
 		st.poolTransports[p] = l.opts.Forwarder.upstreams.get(upstreamKey{
-			connect: r.ConnectTimeout, idle: r.MemberTimeout, proxyVersion: p.proxyVersion, tlsKey: p.tlsKey,
-		}, p.tls)
+			connect: r.ConnectTimeout, idle: r.MemberTimeout, proxyVersion: p.ProxyVersion(), tlsKey: p.TLSKey(),
+		}, p.TLS())
 	}
 	return st
 }
@@ -519,7 +521,7 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			pool = pol.Target
 		}
 	}
-	var member *Member
+	var member *lb.Member
 	if pool != nil {
 		member = pool.Select(r, ci.clientIP)
 	}
@@ -539,9 +541,9 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (l *Listener) finish(st *routeState, r *http.Request, rec *recorder, m *Member, ci *connInfo, body *clientBody, start time.Time) {
+func (l *Listener) finish(st *routeState, r *http.Request, rec *recorder, m *lb.Member, ci *connInfo, body *clientBody, start time.Time) {
 	elapsed := time.Since(start)
-	st.counters.requests[classIndex(rec.status)].Inc()
+	st.counters.requests[metrics.ClassIndex(rec.status)].Inc()
 	st.counters.bytesOut.Add(float64(rec.n))
 	st.counters.duration.Observe(elapsed.Seconds())
 	var in int64

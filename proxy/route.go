@@ -11,6 +11,8 @@ import (
 	"github.com/terminator-proxy/terminator/accesslog"
 
 	"github.com/terminator-proxy/terminator/proxy/l7"
+
+	"github.com/terminator-proxy/terminator/proxy/lb"
 )
 
 // Route is everything a listener serves with, swapped whole on reload.
@@ -25,14 +27,14 @@ type Route struct {
 	// (haproxy's tune.ssl.lifetime); 0 leaves crypto/tls's 7 days.
 	TicketLifetime time.Duration
 	// Pool receives the requests no L7 policy claims; nil answers 503.
-	Pool *Pool
+	Pool *lb.Pool
 	// Redirect, if set, answers every request with a redirect to this
 	// prefix and the request's path and query; a prefix without a host
 	// ("https://", "https://:8443") keeps the request's host.
 	Redirect     string
 	RedirectCode int
 	// Router holds the listener's compiled L7 policies (nil: none).
-	Router  *l7.Router[*Pool]
+	Router  *l7.Router[*lb.Pool]
 	Headers HeaderRules
 	// ClientTimeout is haproxy's timeout client (Octavia
 	// timeout_client_data): the longest a client may stay silent, while
@@ -82,9 +84,9 @@ type routeState struct {
 	transport *upstream
 	// poolTransports holds the member upstreams of pools that need their
 	// own (PROXY headers, TLS to members), resolved once per route.
-	poolTransports map[*Pool]*upstream
+	poolTransports map[*lb.Pool]*upstream
 	// poolH2 holds the HTTP/2 transports of pools that speak it.
-	poolH2 map[*Pool]*http.Transport
+	poolH2 map[*lb.Pool]*http.Transport
 }
 
 // errNotAllowed marks connections refused by Allowed.

@@ -1,4 +1,4 @@
-package proxy
+package lb
 
 import (
 	"crypto/sha256"
@@ -157,11 +157,11 @@ func (p *Pool) Select(r *http.Request, client string) *Member {
 	return p.Next(client)
 }
 
-// persistResponse applies persistence to a member's response: HTTP_COOKIE
+// PersistResponse applies persistence to a member's response: HTTP_COOKIE
 // inserts terminator's cookie unless the client already sent it (indirect)
 // and marks the response private (nocache); APP_COOKIE learns the
 // application's cookie value.
-func (p *Pool) persistResponse(h http.Header, req *http.Request, m *Member) {
+func (p *Pool) PersistResponse(h http.Header, req *http.Request, m *Member) {
 	switch p.persistence {
 	case PersistHTTPCookie:
 		if v, ok := requestCookie(req, persistCookie); ok && v == m.cookie {
@@ -180,9 +180,9 @@ func (p *Pool) persistResponse(h http.Header, req *http.Request, m *Member) {
 	}
 }
 
-// stripPersistCookie removes terminator's own cookie from the request
+// StripPersistCookie removes terminator's own cookie from the request
 // forwarded to the member ("indirect": the application never sees it).
-func stripPersistCookie(h http.Header) {
+func StripPersistCookie(h http.Header) {
 	lines := h["Cookie"]
 	if len(lines) == 0 {
 		return

@@ -1,4 +1,4 @@
-package proxy
+package lb
 
 import (
 	"crypto/tls"
@@ -162,8 +162,8 @@ func (p *Pool) pick(ms []weighted, sched []int32, client string) *Member {
 	return nil
 }
 
-// nextExcluding returns a member other than those tried, or nil.
-func (p *Pool) nextExcluding(client string, tried []*Member) *Member {
+// NextExcluding returns a member other than those tried, or nil.
+func (p *Pool) NextExcluding(client string, tried []*Member) *Member {
 	for range len(p.members) + 1 {
 		m := p.Next(client)
 		if m == nil {
@@ -186,11 +186,39 @@ func (m *Member) available() bool {
 
 // takesNew reports whether the member is up and below its connection cap.
 func (m *Member) takesNew() bool {
-	return !m.state.unavailable() && (m.maxConns <= 0 || m.state.active.Load() < int64(m.maxConns))
+	return !m.state.Unavailable() && (m.maxConns <= 0 || m.state.active.Load() < int64(m.maxConns))
 }
 
 // TLSKey returns the pool's TLS identity ("" without re-encryption).
 func (p *Pool) TLSKey() string { return p.tlsKey }
+
+// TLS is the client config for re-encrypting to members; nil without.
+func (p *Pool) TLS() *tls.Config { return p.tls }
+
+// HTTP2 reports whether members are spoken to in HTTP/2.
+func (p *Pool) HTTP2() bool { return p.http2 }
+
+// ProxyVersion is the PROXY protocol version sent to members (0: none).
+func (p *Pool) ProxyVersion() byte { return p.proxyVersion }
+
+// Persistence is the pool's session persistence type ("" for none).
+func (p *Pool) Persistence() string { return p.persistence }
+
+// CountRetry counts a request sent to another member after a refusal.
+func (p *Pool) CountRetry() { p.retries.Inc() }
+
+// PoolName is the name of the member's pool, for the access log.
+func (m *Member) PoolName() string { return m.pool }
+
+// State is the member's state that outlives configuration generations.
+func (m *Member) State() *MemberState { return m.state }
+
+// Requests counts the member's requests of one status class
+// (metrics.ClassIndex).
+func (m *Member) Requests(class int) prometheus.Counter { return m.requests[class] }
+
+// Errors counts the member's failures for a reason (connect, timeout, …).
+func (m *Member) Errors(reason string) prometheus.Counter { return m.errors(reason) }
 
 type weighted struct {
 	idx    int32
@@ -220,3 +248,17 @@ func smoothSchedule(ms []weighted) []int32 {
 	}
 	return out
 }
+
+func bindMember(mx *metrics.Metrics, pool string, m *Member) {
+	if mx == nil {
+		mx = discard
+	}
+	for i, class := range metrics.StatusClasses {
+		m.requests[i] = mx.MemberRequests.WithLabelValues(pool, m.Name, class)
+	}
+	vec := mx.MemberErrors
+	m.errors = func(reason string) prometheus.Counter { return vec.WithLabelValues(pool, m.Name, reason) }
+}
+
+// discard collects metrics nobody reads, for callers that pass none.
+var discard = metrics.New()

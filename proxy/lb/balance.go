@@ -1,4 +1,4 @@
-package proxy
+package lb
 
 import (
 	"math"
@@ -36,12 +36,12 @@ const (
 	passiveConnectFailures = 3                // consecutive refused connections
 	passiveErrorBurst      = 10               // 5xx answers within passiveWindow
 	passiveWindow          = 10               // seconds
-	passiveHold            = 10 * time.Second // how long the member stays out
+	PassiveHold            = 10 * time.Second // how long the member stays out
 )
 
-// unavailable reports whether the member is DOWN by health check or held
+// Unavailable reports whether the member is DOWN by health check or held
 // out by passive detection.
-func (s *MemberState) unavailable() bool {
+func (s *MemberState) Unavailable() bool {
 	if s.down.Load() {
 		return true
 	}
@@ -49,20 +49,20 @@ func (s *MemberState) unavailable() bool {
 	return pu != 0 && time.Now().UnixNano() < pu
 }
 
-// connectFailed records a refused or failed connection; it reports true
+// ConnectFailed records a refused or failed connection; it reports true
 // when the member is now held out.
-func (s *MemberState) connectFailed() bool {
+func (s *MemberState) ConnectFailed() bool {
 	if s.connFails.Add(1) >= passiveConnectFailures {
 		s.connFails.Store(0)
-		s.passiveUntil.Store(time.Now().Add(passiveHold).UnixNano())
+		s.passiveUntil.Store(time.Now().Add(PassiveHold).UnixNano())
 		return true
 	}
 	return false
 }
 
-// answered records a member's response status; it reports true when a
+// Answered records a member's response status; it reports true when a
 // burst of 5xx answers holds the member out.
-func (s *MemberState) answered(status int) bool {
+func (s *MemberState) Answered(status int) bool {
 	s.connFails.Store(0)
 	if status < 500 {
 		return false
@@ -74,7 +74,7 @@ func (s *MemberState) answered(status int) bool {
 	}
 	if s.errCount.Add(1) >= passiveErrorBurst {
 		s.errCount.Store(0)
-		s.passiveUntil.Store(time.Now().Add(passiveHold).UnixNano())
+		s.passiveUntil.Store(time.Now().Add(PassiveHold).UnixNano())
 		return true
 	}
 	return false
@@ -110,6 +110,9 @@ func (s *States) MemberState(pool, addr string) *MemberState { return s.get(pool
 
 // Active returns the member's requests in progress.
 func (s *MemberState) Active() int64 { return s.active.Load() }
+
+// AddActive adds delta to the member's requests in progress.
+func (s *MemberState) AddActive(delta int64) { s.active.Add(delta) }
 
 // States holds the MemberStates of every pool; it is safe for concurrent
 // use and lives as long as the process.
