@@ -12,13 +12,28 @@ import (
 // while it is read.
 type clientBody struct {
 	io.ReadCloser
-	rc *http.ResponseController
+	rc deadlines // the response writer's, nil if it has none
 	dl deadline
 	n  int64
 }
 
+// deadlines is what http.ResponseController reaches for on the servers'
+// response writers (terminator's HTTP/1 writer and net/http's HTTP/2 one
+// both have it); asserting it directly saves a ResponseController per
+// request.
+type deadlines interface {
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
+// deadlinesOf returns w's deadline setters, or nil.
+func deadlinesOf(w http.ResponseWriter) deadlines {
+	d, _ := w.(deadlines)
+	return d
+}
+
 func (b *clientBody) Read(p []byte) (int, error) {
-	if now := time.Now(); b.dl.due(now) {
+	if now := time.Now(); b.rc != nil && b.dl.due(now) {
 		_ = b.rc.SetReadDeadline(now.Add(b.dl.timeout)) // unsupported writers keep the server's limits
 	}
 	n, err := b.ReadCloser.Read(p)
@@ -31,7 +46,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 // http.ResponseController reach Flush and Hijack underneath.
 type recorder struct {
 	http.ResponseWriter
-	rc     *http.ResponseController
+	rc     deadlines // nil if the writer has none
 	dl     deadline
 	status int
 	n      int64
@@ -48,7 +63,7 @@ func (w *recorder) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	if now := time.Now(); w.dl.due(now) {
+	if now := time.Now(); w.rc != nil && w.dl.due(now) {
 		_ = w.rc.SetWriteDeadline(now.Add(w.dl.timeout))
 	}
 	n, err := w.ResponseWriter.Write(p)

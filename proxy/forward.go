@@ -96,7 +96,7 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, st *routeSta
 	m.State().AddActive(1)
 	defer func() { x.member.State().AddActive(-1) }()
 	if r.Body != nil && r.Body != http.NoBody {
-		body = &clientBody{ReadCloser: r.Body, rc: http.NewResponseController(w), dl: deadline{timeout: st.ClientTimeout}}
+		body = &clientBody{ReadCloser: r.Body, rc: deadlinesOf(w), dl: deadline{timeout: st.ClientTimeout}}
 		x.body = body
 	}
 	if r.Method == http.MethodConnect {

@@ -468,7 +468,7 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := l.route.Load()
 	ci := connInfoFrom(r.Context())
 	start := time.Now()
-	rec := &recorder{ResponseWriter: w, rc: http.NewResponseController(w), dl: deadline{timeout: st.ClientTimeout}}
+	rec := &recorder{ResponseWriter: w, rc: deadlinesOf(w), dl: deadline{timeout: st.ClientTimeout}}
 	if st.Exporter != nil {
 		if r.Method != http.MethodGet || r.URL.Path != "/metrics" {
 			writeError(rec, http.StatusNotFound, "this listener serves GET /metrics")
