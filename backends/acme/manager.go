@@ -273,16 +273,36 @@ func (m *Manager) maintain(ctx context.Context) time.Time {
 	}
 	m.mu.Unlock()
 	slices.SortFunc(due, func(a, b *entry) int { return strings.Compare(a.ref, b.ref) })
+	// Up to maxParallel references at a time: an order waits seconds on
+	// the CA, and a hundred names at first start should not queue behind
+	// each other. Each entry is touched by one goroutine per round, and
+	// the round ends when all have.
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxParallel)
 	for _, e := range due {
 		if ctx.Err() != nil {
-			return next
+			break
 		}
-		if t := m.maintainOne(ctx, e); t.Before(next) {
-			next = t
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			t := m.maintainOne(ctx, e)
+			mu.Lock()
+			if t.Before(next) {
+				next = t
+			}
+			mu.Unlock()
+		}()
 	}
+	wg.Wait()
 	return next
 }
+
+// maxParallel bounds the references maintained at once.
+const maxParallel = 4
 
 // status reports e to OnStatus.
 func (m *Manager) status(e *entry) {
