@@ -229,7 +229,9 @@ pools:
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Trailer", "X-Got")
 		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "body")
 		w.Header().Set("X-Got", r.Trailer.Get("X-Checksum"))
+		w.Header().Set(http.TrailerPrefix+"X-Fixed", "yes")
 	}), Protocols: new(http.Protocols)}
 	echo.Protocols.SetUnencryptedHTTP2(true)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -270,8 +272,20 @@ pools:
 	}
 	_, _ = io.Copy(io.Discard, res.Body)
 	res.Body.Close()
-	if res.ProtoMajor != 2 || res.Trailer.Get("X-Got") != "c0ffee" {
+	if res.ProtoMajor != 2 || res.Trailer.Get("X-Got") != "c0ffee" || res.Trailer.Get("X-Fixed") != "yes" {
 		t.Fatalf("HTTP/2 trailers: %s, response trailer %v", res.Proto, res.Trailer)
+	}
+	// An HTTP/1.1 client gets the member's trailers after a chunked body,
+	// not in the head.
+	res, err = h.client("site.example", false).Get("https://" + h.addr("127.0.0.1:0") + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.ProtoMajor != 1 || string(body) != "body" || res.Trailer.Get("X-Fixed") != "yes" || res.Header.Get("X-Fixed") != "" ||
+		strings.Contains(fmt.Sprint(res.Header), "Trailer:") {
+		t.Fatalf("HTTP/1.1 trailers: %s %q, header %v, trailer %v", res.Proto, body, res.Header, res.Trailer)
 	}
 }
 

@@ -191,6 +191,9 @@ func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange,
 	for k := range resp.Trailer {
 		out.Add("Trailer", k)
 	}
+	if len(resp.Trailer) > 0 {
+		out.Del("Content-Length") // an HTTP/1.1 client gets trailers only after a chunked body
+	}
 	x.member.Requests(metrics.ClassIndex(resp.StatusCode)).Inc()
 	f.finishHead(w, r, x, resp.StatusCode)
 	w.WriteHeader(resp.StatusCode)
