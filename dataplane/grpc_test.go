@@ -345,3 +345,52 @@ pools:
 		t.Errorf("reset after the call's grpc-timeout: %d, grpc-status %q (%q), want 200 and 4", resp.StatusCode, resp.Header.Get("Grpc-Status"), resp.Header.Get("Grpc-Message"))
 	}
 }
+
+// TestH2MemberSilenceCutsTheStream: timeout_member_data bounds an HTTP/2
+// member's silence once its answer has begun, as haproxy's timeout server
+// does: the client gets what was sent, then the stream is cut, instead of
+// waiting as long as the member stalls.
+func TestH2MemberSilenceCutsTheStream(t *testing.T) {
+	tu.NoLeaks(t)
+	h := newHarness(t)
+	h.cert("site.pem", "site.example")
+	release := make(chan struct{})
+	member := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "first part;")
+		w.(http.Flusher).Flush()
+		select { // then silence
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}), Protocols: new(http.Protocols)}
+	member.Protocols.SetUnencryptedHTTP2(true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = member.Serve(ln) }()
+	defer member.Close()
+	defer close(release)
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	h.mustApply(`
+listeners:
+  - {name: tls, protocol: TERMINATED_HTTPS, bind: "127.0.0.1:0", default_tls_container_ref: "file://{{dir}}/site.pem", default_pool: s, timeout_member_data: 400}
+pools:
+  - {name: s, h2c: true, members: [{address: ` + host + `, protocol_port: ` + port + `}]}
+`)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // without the cut: this
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+h.addr("127.0.0.1:0")+"/", nil)
+	res, err := h.client("site.example", true).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	took := time.Since(start)
+	if string(body) != "first part;" || err == nil || took > 3*time.Second {
+		t.Fatalf("after %s: body %q, err %v; want the first part, then a cut stream within about 400 ms", took, body, err)
+	}
+	t.Logf("stream cut %s after the request (timeout_member_data 400 ms): %v", took.Round(time.Millisecond), err)
+}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/terminator-proxy/terminator/proxy/httpwire"
@@ -111,14 +112,18 @@ func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchan
 	if httpwire.HasToken(r.Header, "Te", "trailers") {
 		out.Header["Te"] = []string{"trailers"} // gRPC needs it; the only TE HTTP/2 allows
 	}
-	out = out.WithContext(r.Context()) // a client's reset cancels the member's stream
+	ctx, cancel := context.WithCancel(r.Context()) // a client's reset cancels the member's stream
+	defer cancel()
+	out = out.WithContext(ctx)
 	start := time.Now()
 	var tried []*lb.Member
 	for {
 		out.URL.Host = x.member.Addr
 		resp, err := tr.RoundTrip(out)
 		if err == nil {
-			return f.relayH2(w, r, x, resp)
+			idle := watchIdle(x.route.MemberTimeout, cancel)
+			defer idle.stop()
+			return f.relayH2(w, r, x, resp, idle)
 		}
 		if x.retryElsewhere(r.Context(), err, &tried) {
 			continue
@@ -179,7 +184,7 @@ func grpcTimeout(v string) (time.Duration, bool) {
 
 // relayH2 copies a member's response to the client, flushing as data
 // arrives (gRPC streams), then its trailers.
-func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange, resp *http.Response) (aborted bool) {
+func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange, resp *http.Response, idle *idleWatch) (aborted bool) {
 	defer resp.Body.Close()
 	out := w.Header()
 	named := httpwire.ConnectionOptions(resp.Header)
@@ -202,6 +207,7 @@ func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange,
 	defer copyBuffers.Put(bp)
 	for {
 		n, rerr := resp.Body.Read(*bp)
+		idle.touch()
 		if n > 0 {
 			if _, err := w.Write((*bp)[:n]); err != nil {
 				x.member.Errors("client_gone").Inc()
@@ -213,9 +219,13 @@ func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange,
 			break
 		}
 		if rerr != nil {
-			if r.Context().Err() != nil {
+			switch {
+			case idle.fired():
+				x.member.Errors("timeout").Inc()
+				f.log.Warn("member silent for longer than timeout_member_data; stream cut", "listener", x.route.Listener, "member", x.member.Name, "addr", x.member.Addr, "timeout", x.route.MemberTimeout)
+			case r.Context().Err() != nil:
 				x.member.Errors("client_gone").Inc()
-			} else {
+			default:
 				_, reason, _ := errorStatus(rerr)
 				x.member.Errors(reason).Inc()
 				f.log.Warn("member response cut short", "listener", x.route.Listener, "member", x.member.Name, "addr", x.member.Addr, "err", rerr)
@@ -227,4 +237,39 @@ func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange,
 		out[http.TrailerPrefix+k] = vs
 	}
 	return false
+}
+
+// idleWatch is timeout_member_data on an HTTP/2 member stream once its
+// response has begun (the transport's ResponseHeaderTimeout covers the wait
+// for the head): a member silent that long has its stream cancelled, as
+// haproxy's timeout server cuts a silent connection. A nil watch (no
+// timeout) does nothing.
+type idleWatch struct {
+	d     time.Duration
+	t     *time.Timer
+	fires atomic.Bool
+}
+
+func watchIdle(d time.Duration, cancel context.CancelFunc) *idleWatch {
+	if d <= 0 {
+		return nil
+	}
+	w := &idleWatch{d: d}
+	w.t = time.AfterFunc(d, func() { w.fires.Store(true); cancel() })
+	return w
+}
+
+// touch restarts the wait: the member just sent something.
+func (w *idleWatch) touch() {
+	if w != nil && !w.fires.Load() {
+		w.t.Reset(w.d)
+	}
+}
+
+func (w *idleWatch) fired() bool { return w != nil && w.fires.Load() }
+
+func (w *idleWatch) stop() {
+	if w != nil {
+		w.t.Stop()
+	}
 }
