@@ -34,16 +34,26 @@ type Watcher interface {
 // read-only afterwards.
 type Registry struct {
 	byScheme map[string]Manager
+	hints    map[string]string // for schemes known but not configured
 }
 
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{byScheme: map[string]Manager{}} }
+func NewRegistry() *Registry {
+	return &Registry{byScheme: map[string]Manager{}, hints: map[string]string{}}
+}
+
+// Hint sets what a reference of scheme is told when no manager serves it
+// (the configuration section it needs, say).
+func (r *Registry) Hint(scheme, text string) { r.hints[strings.ToLower(scheme)] = text }
 
 // With returns a new registry with r's managers, and m for scheme.
 func (r *Registry) With(scheme string, m Manager) *Registry {
 	out := NewRegistry()
 	for s, mgr := range r.byScheme {
 		out.byScheme[s] = mgr
+	}
+	for s, h := range r.hints {
+		out.hints[s] = h
 	}
 	out.Register(scheme, m)
 	return out
@@ -69,6 +79,9 @@ func (r *Registry) Lookup(ref string) (Manager, error) {
 		return nil, &RefError{Ref: ref, Err: fmt.Errorf("%w: a bare path is not a reference; for a file write file://%s", ErrUnsupportedRef, abs)}
 	}
 	if !ok {
+		if h := r.hints[strings.ToLower(u.Scheme)]; h != "" {
+			return nil, &RefError{Ref: ref, Err: fmt.Errorf("%w: %s", ErrUnsupportedRef, h)}
+		}
 		return nil, &RefError{Ref: ref, Err: fmt.Errorf("%w (scheme %q; known: %s)", ErrUnsupportedRef, u.Scheme, strings.Join(r.schemes(), ", "))}
 	}
 	return m, nil

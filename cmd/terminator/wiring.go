@@ -49,6 +49,11 @@ func newManagers(ctx context.Context, cfg *config.Config, log *slog.Logger, mx *
 	}
 	reg := certs.NewRegistry()
 	reg.Register("file", fm)
+	reg.Hint("acme", "acme:// references need an acme section (directory, agree_tos; see the README's ACME section)")
+	reg.Hint("vault", "vault: references need a vault section or VAULT_ADDR")
+	reg.Hint("vault-pki", "vault-pki: references need a vault section or VAULT_ADDR")
+	reg.Hint("https", "Barbican hrefs need a barbican section or the OpenStack OS_* variables")
+	reg.Hint("http", "Barbican hrefs need a barbican section or the OpenStack OS_* variables")
 	m := &managers{registry: reg, file: fm}
 	var vc config.Vault
 	if cfg != nil && cfg.Vault != nil {
