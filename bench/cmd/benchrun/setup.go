@@ -91,7 +91,13 @@ func (b *bench) setup() error {
 		}
 	}
 	b.ca = ca
-	data := map[string]any{"Work": b.opts.work, "Backend": backendAddr, "GRPC": grpcAddr, "P": ports, "Kinds": []string{"ec", "rsa"}}
+	// The gRPC route is configured only when the grpc scenario runs, so the
+	// other scenarios measure the configurations they always did (and a
+	// -base build that predates h2c pools can run them).
+	data := map[string]any{"Work": b.opts.work, "Backend": backendAddr, "GRPC": "", "P": ports, "Kinds": []string{"ec", "rsa"}}
+	if b.opts.want("grpc") {
+		data["GRPC"] = grpcAddr
+	}
 	if err := writeGRPCRequest(filepath.Join(b.opts.work, "grpc-req.bin")); err != nil {
 		return err
 	}
@@ -170,14 +176,14 @@ frontend fe
     bind 127.0.0.1:{{index .P.haproxy 0}} ssl crt {{.Work}}/ec.pem alpn h2,http/1.1
     bind 127.0.0.1:{{index .P.haproxy 1}} ssl crt {{.Work}}/rsa.pem alpn h2,http/1.1
     option forwardfor
-    acl grpc path_beg /grpc.testing.
+{{if .GRPC}}    acl grpc path_beg /grpc.testing.
     use_backend be_grpc if grpc
-    default_backend be
+{{end}}    default_backend be
 backend be
     server s1 {{.Backend}}
-backend be_grpc
+{{if .GRPC}}backend be_grpc
     server g1 {{.GRPC}} proto h2
-`
+{{end}}`
 
 const nginxConf = `worker_processes 1;
 daemon off;
@@ -199,7 +205,8 @@ http {
     ssl_session_cache shared:SSL:20m;
     ssl_session_tickets on;
     upstream be { server {{.Backend}}; keepalive 1024; }
-    upstream grpcbe { server {{.GRPC}}; keepalive 1024; }
+{{if .GRPC}}    upstream grpcbe { server {{.GRPC}}; keepalive 1024; }
+{{end}}
 {{range $i, $kind := .Kinds}}    server {
         listen 127.0.0.1:{{index $.P.nginx $i}} ssl http2;
         ssl_certificate {{$.Work}}/{{$kind}}.crt;
@@ -213,10 +220,10 @@ http {
             proxy_request_buffering off;
             proxy_buffering off;
         }
-        location /grpc.testing. {
+{{if $.GRPC}}        location /grpc.testing. {
             grpc_pass grpc://grpcbe;
         }
-    }
+{{end}}    }
 {{end}}}
 `
 
@@ -231,8 +238,8 @@ listeners:
     alpn_protocols: [h2, http/1.1]
     insert_headers: {X-Forwarded-For: "true"}
     default_pool: be
-    l7policies: [{action: REDIRECT_TO_POOL, redirect_pool: grpc, rules: [{type: PATH, compare_type: STARTS_WITH, value: /grpc.testing.}]}]
-  - name: rsa
+{{if .GRPC}}    l7policies: [{action: REDIRECT_TO_POOL, redirect_pool: grpc, rules: [{type: PATH, compare_type: STARTS_WITH, value: /grpc.testing.}]}]
+{{end}}  - name: rsa
     protocol: TERMINATED_HTTPS
     bind: 127.0.0.1:{{index .P.terminator 1}}
     default_tls_container_ref: file://{{.Work}}/rsa.pem
@@ -240,14 +247,14 @@ listeners:
     alpn_protocols: [h2, http/1.1]
     insert_headers: {X-Forwarded-For: "true"}
     default_pool: be
-    l7policies: [{action: REDIRECT_TO_POOL, redirect_pool: grpc, rules: [{type: PATH, compare_type: STARTS_WITH, value: /grpc.testing.}]}]
-pools:
+{{if .GRPC}}    l7policies: [{action: REDIRECT_TO_POOL, redirect_pool: grpc, rules: [{type: PATH, compare_type: STARTS_WITH, value: /grpc.testing.}]}]
+{{end}}pools:
   - name: be
     members: [{address: 127.0.0.1, protocol_port: 9001}]
-  - name: grpc
+{{if .GRPC}}  - name: grpc
     h2c: true
     members: [{address: 127.0.0.1, protocol_port: 9003}]
-`
+{{end}}`
 
 // buildBase builds terminator from the -base git ref in a temporary
 // worktree, for A/B measurements in one run.
