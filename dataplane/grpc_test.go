@@ -225,26 +225,19 @@ pools:
 
 	// Plain HTTP/2: a refused member is skipped, request trailers reach
 	// the member, response trailers come back.
-	echo := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	echo := h2cMember(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Trailer", "X-Got")
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, "body")
 		w.Header().Set("X-Got", r.Trailer.Get("X-Checksum"))
 		w.Header().Set(http.TrailerPrefix+"X-Fixed", "yes")
-	}), Protocols: new(http.Protocols)}
-	echo.Protocols.SetUnencryptedHTTP2(true)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = echo.Serve(ln) }()
-	defer echo.Close()
+	}))
 	h.mustApply(`
 listeners:
   - {name: tls, protocol: TERMINATED_HTTPS, bind: "127.0.0.1:0", default_tls_container_ref: "file://{{dir}}/site.pem", default_pool: echo}
 pools:
-  - {name: echo, h2c: true, members: [` + member(fmt.Sprintf("127.0.0.1:%d", tu.FreePort(t))) + `, ` + member(ln.Addr().String()) + `]}
+  - {name: echo, h2c: true, members: [` + member(fmt.Sprintf("127.0.0.1:%d", tu.FreePort(t))) + `, ` + echo + `]}
 `)
 	// The first member refuses connections: every request is retried on
 	// the other, as on the HTTP/1.1 path.
@@ -298,25 +291,17 @@ func TestGRPCMemberResetIsAGRPCStatus(t *testing.T) {
 	tu.NoLeaks(t)
 	h := newHarness(t)
 	h.cert("site.pem", "site.example")
-	member := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	member := h2cMember(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if d, err := time.ParseDuration(strings.TrimSuffix(r.Header.Get("Grpc-Timeout"), "m") + "ms"); err == nil {
 			time.Sleep(d) // then reset, as a member whose deadline fired
 		}
 		panic(http.ErrAbortHandler) // RST_STREAM without a response
-	}), Protocols: new(http.Protocols), ErrorLog: nil}
-	member.Protocols.SetUnencryptedHTTP2(true)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = member.Serve(ln) }()
-	defer member.Close()
-	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	}))
 	h.mustApply(`
 listeners:
   - {name: tls, protocol: TERMINATED_HTTPS, bind: "127.0.0.1:0", default_tls_container_ref: "file://{{dir}}/site.pem", default_pool: g}
 pools:
-  - {name: g, h2c: true, members: [{address: ` + host + `, protocol_port: ` + port + `}]}
+  - {name: g, h2c: true, members: [` + member + `]}
 `)
 	cc, err := grpc.NewClient(h.addr("127.0.0.1:0"), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: tu.Pool(h.ca), ServerName: "site.example"})))
 	if err != nil {
@@ -355,28 +340,20 @@ func TestH2MemberSilenceCutsTheStream(t *testing.T) {
 	h := newHarness(t)
 	h.cert("site.pem", "site.example")
 	release := make(chan struct{})
-	member := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	member := h2cMember(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "first part;")
 		w.(http.Flusher).Flush()
 		select { // then silence
 		case <-release:
 		case <-r.Context().Done():
 		}
-	}), Protocols: new(http.Protocols)}
-	member.Protocols.SetUnencryptedHTTP2(true)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = member.Serve(ln) }()
-	defer member.Close()
+	}))
 	defer close(release)
-	host, port, _ := net.SplitHostPort(ln.Addr().String())
 	h.mustApply(`
 listeners:
   - {name: tls, protocol: TERMINATED_HTTPS, bind: "127.0.0.1:0", default_tls_container_ref: "file://{{dir}}/site.pem", default_pool: s, timeout_member_data: 400}
 pools:
-  - {name: s, h2c: true, members: [{address: ` + host + `, protocol_port: ` + port + `}]}
+  - {name: s, h2c: true, members: [` + member + `]}
 `)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // without the cut: this
@@ -393,4 +370,20 @@ pools:
 		t.Fatalf("after %s: body %q, err %v; want the first part, then a cut stream within about 400 ms", took, body, err)
 	}
 	t.Logf("stream cut %s after the request (timeout_member_data 400 ms): %v", took.Round(time.Millisecond), err)
+}
+
+// h2cMember serves handler over HTTP/2 with prior knowledge until the test
+// ends and returns it as a pool member entry.
+func h2cMember(t *testing.T, handler http.Handler) string {
+	t.Helper()
+	srv := &http.Server{Handler: handler, Protocols: new(http.Protocols)}
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	return fmt.Sprintf("{address: %s, protocol_port: %s}", host, port)
 }

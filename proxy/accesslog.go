@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/terminator-proxy/terminator/accesslog"
-
 	"github.com/terminator-proxy/terminator/proxy/lb"
 )
 

@@ -12,11 +12,9 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/terminator-proxy/terminator/proxy/httpwire"
-
-	"github.com/terminator-proxy/terminator/proxy/lb"
-
 	"github.com/terminator-proxy/terminator/metrics"
+	"github.com/terminator-proxy/terminator/proxy/httpwire"
+	"github.com/terminator-proxy/terminator/proxy/lb"
 )
 
 // maxResponseHead caps a member's response head, as the former
@@ -312,12 +310,7 @@ func readResponse(mc *memberConn, r *http.Request, upgrade string) (memberRespon
 // response ended cleanly and the member connection can carry another.
 func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, x *exchange, mc *memberConn, resp *memberResponse) (aborted, keep bool) {
 	out := w.Header()
-	named := httpwire.ConnectionOptions(resp.header)
-	for k, vs := range resp.header {
-		if !httpwire.HopByHop(k) && !named[k] {
-			out[k] = vs
-		}
-	}
+	copyEndToEnd(out, resp.header)
 	x.member.Requests(metrics.ClassIndex(resp.status)).Inc()
 	if resp.status == http.StatusSwitchingProtocols {
 		f.tunnel(w, r, x, mc, resp)
@@ -340,6 +333,17 @@ func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, x *exchange, m
 		return true, false
 	}
 	return false, resp.keepAlive
+}
+
+// copyEndToEnd copies a member's response header fields into out, leaving
+// out the hop-by-hop ones and those its Connection header names.
+func copyEndToEnd(out, h http.Header) {
+	named := httpwire.ConnectionOptions(h)
+	for k, vs := range h {
+		if !httpwire.HopByHop(k) && !named[k] {
+			out[k] = vs
+		}
+	}
 }
 
 // finishHead adds what terminator adds to every member's response head

@@ -149,6 +149,16 @@ func (f *Forwarder) fail(w http.ResponseWriter, r *http.Request, x *exchange, er
 		f.log.Warn("member held out after repeated connect failures", "pool", x.pool.Name, "member", x.member.Name, "for", lb.PassiveHold)
 	}
 	f.log.Warn("member failed", "listener", x.route.Listener, "member", x.member.Name, "addr", x.member.Addr, "reason", reason, "err", err)
+	if isGRPC(r) {
+		// A gRPC client cannot read an HTTP error page: the status goes in
+		// a trailers-only answer (gRPC's mapping of 400 and 502–504).
+		code := "14" // UNAVAILABLE
+		if status == http.StatusBadRequest {
+			code = "13" // INTERNAL
+		}
+		writeGRPCStatus(w, code, msg)
+		return
+	}
 	writeError(w, status, msg)
 }
 

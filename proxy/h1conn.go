@@ -21,9 +21,8 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
-	"github.com/terminator-proxy/terminator/proxy/httpwire"
-
 	"github.com/terminator-proxy/terminator/metrics"
+	"github.com/terminator-proxy/terminator/proxy/httpwire"
 )
 
 // terminator serves HTTP/1.x itself; net/http serves only HTTP/2. The own

@@ -13,11 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/terminator-proxy/terminator/proxy/httpwire"
-
-	"github.com/terminator-proxy/terminator/proxy/lb"
-
 	"github.com/terminator-proxy/terminator/metrics"
+	"github.com/terminator-proxy/terminator/proxy/httpwire"
+	"github.com/terminator-proxy/terminator/proxy/lb"
 )
 
 // HTTP/2 to members. A pool that offers h2 to TLS members (alpn_protocols)
@@ -128,8 +126,12 @@ func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchan
 		if x.retryElsewhere(r.Context(), err, &tried) {
 			continue
 		}
-		if isGRPC(r) && r.Context().Err() == nil {
-			f.failGRPC(w, r, x, err, start)
+		if isGRPC(r) && r.Context().Err() == nil && grpcDeadlinePassed(r, start) {
+			// The member reset the stream because the call's deadline
+			// fired there, usually just before the client's own: not a
+			// member failure.
+			x.member.Requests(0).Inc()
+			writeGRPCStatus(w, "4", "deadline exceeded at the backend member") // DEADLINE_EXCEEDED
 			return false
 		}
 		f.fail(w, r, x, err)
@@ -143,21 +145,16 @@ func isGRPC(r *http.Request) bool {
 	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
 }
 
-// failGRPC answers a gRPC call that got no response from its member as gRPC
-// does, with a status in a trailers-only response instead of an HTTP error
-// page the client could not read: DEADLINE_EXCEEDED when the call's
-// grpc-timeout has passed (a member resets the stream when its deadline
-// fires, usually just before the client's), UNAVAILABLE otherwise.
-func (f *Forwarder) failGRPC(w http.ResponseWriter, r *http.Request, x *exchange, err error, start time.Time) {
-	x.member.Requests(0).Inc()
-	code, msg := "14", "the backend member could not be reached"
-	if d, ok := grpcTimeout(r.Header.Get("Grpc-Timeout")); ok && time.Since(start) >= d-10*time.Millisecond {
-		code, msg = "4", "deadline exceeded at the backend member"
-	} else {
-		_, reason, _ := errorStatus(err)
-		x.member.Errors(reason).Inc()
-		f.log.Warn("member failed", "listener", x.route.Listener, "member", x.member.Name, "addr", x.member.Addr, "reason", reason, "err", err)
-	}
+// grpcDeadlinePassed reports whether r's grpc-timeout has run out since
+// start.
+func grpcDeadlinePassed(r *http.Request, start time.Time) bool {
+	d, ok := grpcTimeout(r.Header.Get("Grpc-Timeout"))
+	return ok && time.Since(start) >= d-10*time.Millisecond
+}
+
+// writeGRPCStatus answers a gRPC call that got no response from its member
+// with a status in a trailers-only response.
+func writeGRPCStatus(w http.ResponseWriter, code, msg string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/grpc")
 	h.Set("Grpc-Status", code)
@@ -175,8 +172,21 @@ func grpcTimeout(v string) (time.Duration, bool) {
 	if err != nil || n < 0 {
 		return 0, false
 	}
-	unit := map[byte]time.Duration{'H': time.Hour, 'M': time.Minute, 'S': time.Second, 'm': time.Millisecond, 'u': time.Microsecond, 'n': time.Nanosecond}[v[len(v)-1]]
-	if unit == 0 {
+	var unit time.Duration
+	switch v[len(v)-1] {
+	case 'H':
+		unit = time.Hour
+	case 'M':
+		unit = time.Minute
+	case 'S':
+		unit = time.Second
+	case 'm':
+		unit = time.Millisecond
+	case 'u':
+		unit = time.Microsecond
+	case 'n':
+		unit = time.Nanosecond
+	default:
 		return 0, false
 	}
 	return time.Duration(n) * unit, true
@@ -187,12 +197,7 @@ func grpcTimeout(v string) (time.Duration, bool) {
 func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange, resp *http.Response, idle *idleWatch) (aborted bool) {
 	defer resp.Body.Close()
 	out := w.Header()
-	named := httpwire.ConnectionOptions(resp.Header)
-	for k, vs := range resp.Header {
-		if !httpwire.HopByHop(k) && !named[k] {
-			out[k] = vs
-		}
-	}
+	copyEndToEnd(out, resp.Header)
 	for k := range resp.Trailer {
 		out.Add("Trailer", k)
 	}

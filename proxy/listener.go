@@ -15,11 +15,9 @@ import (
 	"github.com/pires/go-proxyproto"
 
 	"github.com/terminator-proxy/terminator/metrics"
-	"github.com/terminator-proxy/terminator/sni"
-
 	"github.com/terminator-proxy/terminator/proxy/l7"
-
 	"github.com/terminator-proxy/terminator/proxy/lb"
+	"github.com/terminator-proxy/terminator/sni"
 )
 
 // ErrListenerClosed is returned by Shutdown on a listener already shut down.

@@ -9,9 +9,7 @@ import (
 	"time"
 
 	"github.com/terminator-proxy/terminator/accesslog"
-
 	"github.com/terminator-proxy/terminator/proxy/l7"
-
 	"github.com/terminator-proxy/terminator/proxy/lb"
 )
 

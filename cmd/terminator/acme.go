@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/terminator-proxy/terminator/backends/acme"
+	"github.com/terminator-proxy/terminator/backends/vault"
 	"github.com/terminator-proxy/terminator/config"
 	"github.com/terminator-proxy/terminator/metrics"
 )
@@ -38,11 +39,11 @@ func newACME(ac config.ACME, m *managers, log *slog.Logger, mx *metrics.Metrics)
 		Logger: log.With("component", "acme"),
 	}
 	if ac.EAB != nil {
-		raw, err := os.ReadFile(ac.EAB.HMACKeyFile)
+		raw, err := vault.ReadSecretFile(ac.EAB.HMACKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("acme.eab.hmac_key_file: %w", err)
 		}
-		key, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(strings.TrimSpace(string(raw)), "="))
+		key, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(raw, "="))
 		if err != nil || len(key) == 0 {
 			return nil, fmt.Errorf("acme.eab.hmac_key_file: %s does not hold a base64url HMAC key", ac.EAB.HMACKeyFile)
 		}
