@@ -25,7 +25,8 @@ test: fmt-check vet deps
 	$(GO) test -race -timeout 20m ./...
 
 ## deps: what the tests run against, before any test's timeout starts:
-## Vault 1.13 and Let's Encrypt's Pebble (ACME) built from the module proxy
+## Vault 1.13, Let's Encrypt's Pebble (ACME) and h2spec (HTTP/2 conformance)
+## built from the module proxy
 ## (cached; one build at a time),
 ## Debian's Barbican and Keystone packages, Debian's python3-octavia, whose
 ## own code drives the amphora tests, a Debian 12 amphora root with Debian's
@@ -34,6 +35,7 @@ test: fmt-check vet deps
 deps:
 	scripts/vault-dev build >/dev/null
 	scripts/pebble-dev build >/dev/null
+	scripts/h2spec-dev build >/dev/null
 	scripts/barbican-dev install
 	scripts/octavia-peer install
 	scripts/amphora-root build >/dev/null

@@ -23,6 +23,7 @@ func TestDependencyDirection(t *testing.T) {
 		"health":             {"proxy", "dataplane", "backends/", "config", "cmd/"},
 		"proxy":              {"dataplane", "backends/", "config", "cmd/"},
 		"proxy/httpwire":     {"proxy", "dataplane", "backends/", "config", "cmd/", "certs", "sni", "metrics", "proxy/l7", "proxy/lb"},
+		"proxy/h2server":     {"proxy", "dataplane", "backends/", "config", "cmd/", "certs", "sni", "metrics", "proxy/l7", "proxy/lb"},
 		"proxy/l7":           {"proxy", "dataplane", "backends/", "config", "cmd/", "certs", "sni", "metrics", "proxy/lb"},
 		"proxy/lb":           {"proxy", "dataplane", "backends/", "config", "cmd/", "certs", "sni", "proxy/l7"},
 		"dataplane":          {"backends/", "cmd/"},

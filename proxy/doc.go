@@ -12,7 +12,8 @@
 //
 //   - listener.go accepts, checks allowed_cidrs and PROXY headers, and does
 //     the TLS handshake off the accept loop. Connections that negotiate h2
-//     go to net/http's HTTP/2 server; all others are HTTP/1.x.
+//     (or send the h2c preface, or upgrade) go to package h2server, served
+//     by h2conn.go; all others are HTTP/1.x.
 //   - h1conn.go and h1response.go serve HTTP/1.x themselves: one goroutine
 //     per connection reads a request (httpwire: strict parsing, so request
 //     smuggling stays impossible), runs Listener.ServeHTTP and writes the
@@ -27,6 +28,11 @@
 //     terminator on both sides.
 //   - h2member.go speaks HTTP/2 to members of pools that offer h2 (or h2c),
 //     through net/http's client transport, trailers both ways; gRPC passes.
+//   - h2server (a package of its own) is the HTTP/2 server loop on x/net's
+//     Framer and hpack: one reader per connection, a goroutine per request,
+//     frames written by the request's goroutine under one lock, the limits
+//     of RFC 9113 and the flood defences; it hands Listener.ServeHTTP the
+//     same *http.Request the HTTP/1.x loop does.
 //   - h2cupgrade.go takes an Upgrade: h2c request to HTTP/2; acme.go answers
 //     ACME challenges for the certificate manager that started them.
 package proxy

@@ -206,7 +206,7 @@ func (hc *h1conn) serve() {
 		}
 		if first && !r.Close && st.TLS == nil && hc.ci.tls == nil {
 			if settings, ok := h2cUpgradeSettings(r, body); ok {
-				hc.upgradeH2C(r, settings, st)
+				hijacked = hc.upgradeH2C(r, settings)
 				return
 			}
 		}
@@ -531,7 +531,7 @@ func (hc *h1conn) prefaceH2C() bool {
 	}
 	buffered, _ := hc.br.Peek(hc.br.Buffered())
 	replay := append([]byte(nil), buffered...)
-	hc.l.deliver(&replayConn{Conn: hc.c, r: io.MultiReader(bytes.NewReader(replay), hc.c)})
+	hc.l.startH2(&replayConn{Conn: hc.c, r: io.MultiReader(bytes.NewReader(replay), hc.c)}, hc.ci, nil)
 	return true
 }
 

@@ -6,10 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
-
-	"golang.org/x/net/http/httpguts"
 
 	"github.com/terminator-proxy/terminator/proxy/httpwire"
 )
@@ -150,7 +147,7 @@ func (w *h1response) writeHead(final bool) {
 	}
 	bw := w.bw
 	bw.WriteString(statusLine(w.status))
-	httpwire.WriteFields(bw, headOnly(w.header))
+	httpwire.WriteFields(bw, httpwire.HeadOnly(w.header))
 	if w.chunked {
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}
@@ -174,7 +171,7 @@ func (w *h1response) finish() bool {
 	}
 	if w.chunked && w.err == nil {
 		w.bw.WriteString("0\r\n")
-		if t := trailers(w.header); t != nil {
+		if t := httpwire.Trailers(w.header); t != nil {
 			httpwire.WriteFields(w.bw, t)
 		}
 		w.bw.WriteString("\r\n")
@@ -211,72 +208,4 @@ func statusLine(code int) string {
 		return statusLines[code]
 	}
 	return "HTTP/1.1 " + strconv.Itoa(code) + " \r\n"
-}
-
-// headOnly is h without the trailer values a handler set with
-// http.TrailerPrefix or under a name the Trailer header declares, which
-// belong after the body (as net/http does); h itself when there are none
-// (the common case, no copy).
-func headOnly(h http.Header) http.Header {
-	var out http.Header
-	drop := func(k string) {
-		if _, ok := h[k]; !ok {
-			return
-		}
-		if out == nil {
-			out = h.Clone()
-		}
-		delete(out, k)
-	}
-	for k := range h {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
-			drop(k)
-		}
-	}
-	for _, line := range h["Trailer"] {
-		for name := range strings.SplitSeq(line, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				drop(http.CanonicalHeaderKey(name))
-			}
-		}
-	}
-	if out == nil {
-		return h
-	}
-	return out
-}
-
-// trailers are the fields to send after a chunked body, as net/http sends
-// them: values set with http.TrailerPrefix, and fields named in the
-// Trailer header; framing and routing fields are never trailers (RFC 9110
-// §6.5.1). nil when there are none.
-func trailers(h http.Header) http.Header {
-	var out http.Header
-	add := func(name string, vs []string) {
-		name = http.CanonicalHeaderKey(name)
-		switch name {
-		case "Content-Length", "Transfer-Encoding", "Host", "Trailer", "Connection", "Te", "Content-Type":
-			return
-		}
-		if len(vs) == 0 || !httpguts.ValidHeaderFieldName(name) {
-			return
-		}
-		if out == nil {
-			out = http.Header{}
-		}
-		out[name] = append(out[name], vs...)
-	}
-	for k, vs := range h {
-		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
-			add(name, vs)
-		}
-	}
-	for _, line := range h["Trailer"] {
-		for name := range strings.SplitSeq(line, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				add(name, h[http.CanonicalHeaderKey(name)])
-			}
-		}
-	}
-	return out
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/net/http2"
+	"github.com/terminator-proxy/terminator/proxy/h2server"
 
 	"github.com/terminator-proxy/terminator/proxy/httpwire"
 )
@@ -38,22 +38,20 @@ func h2cUpgradeSettings(r *http.Request, body *h1body) ([]byte, bool) {
 	return settings, true
 }
 
-// upgradeH2C answers r with 101 and serves the connection as HTTP/2 until
-// it ends, r becoming stream 1 (RFC 7540 §3.2; RFC 9113 dropped the
-// mechanism, but curl --http2 and older clients still use it). The HTTP/2
-// server is x/net's: net/http's cannot take over an upgraded request. A
-// drain or shutdown closes the connection at its deadline rather than
-// sending GOAWAY first.
-func (hc *h1conn) upgradeH2C(r *http.Request, settings []byte, st *routeState) {
+// upgradeH2C answers r with 101 and hands the connection to the HTTP/2
+// server, r becoming stream 1 (RFC 7540 §3.2; RFC 9113 dropped the
+// mechanism, but curl --http2 and older clients still use it). It reports
+// whether the connection was handed over.
+func (hc *h1conn) upgradeH2C(r *http.Request, settings []byte) bool {
 	for _, h := range []string{"Upgrade", "Connection", "Http2-Settings", "Keep-Alive", "Proxy-Connection"} {
 		r.Header.Del(h)
 	}
 	if _, err := io.WriteString(hc.c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"); err != nil {
-		return
+		return false
 	}
 	buffered, _ := hc.br.Peek(hc.br.Buffered())
 	c := &replayConn{Conn: hc.c, r: io.MultiReader(bytes.NewReader(append([]byte(nil), buffered...)), hc.c)}
 	_ = hc.c.SetReadDeadline(time.Time{}) // the HTTP/2 server keeps its own
-	srv := &http2.Server{MaxConcurrentStreams: 250, IdleTimeout: st.ClientTimeout, MaxReadFrameSize: 1 << 20}
-	srv.ServeConn(c, &http2.ServeConnOpts{Context: hc.ctx, Handler: hc.l, UpgradeRequest: r, Settings: settings})
+	hc.l.startH2(c, hc.ci, &h2server.Upgrade{Request: r, Settings: settings})
+	return true
 }

@@ -47,7 +47,6 @@ type Listener struct {
 	limit *limiter
 	base  *tls.Config // long-lived: owns the session ticket keys
 	route atomic.Pointer[routeState]
-	conns chan net.Conn // accepted (and handshaken) connections
 	// ctx is cancelled by Shutdown; the accept loop stops on it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -59,25 +58,12 @@ type Listener struct {
 	cancelHard context.CancelFunc
 	wg         sync.WaitGroup // the accept loop, handshakes and layer-4 relays
 	stopOnce   sync.Once      // StopAccepting
-	// serving counts the http.Server goroutines of every generation.
-	serving sync.WaitGroup
 
-	mu       sync.Mutex // guards gen, params, closed and old
-	gen      *generation
-	params   serverParams
-	closed   bool
-	old      map[*generation]bool // replaced generations still draining
-	draining sync.WaitGroup       // their drain goroutines
+	mu     sync.Mutex // guards closed
+	closed bool
 
-	h1 h1conns // HTTP/1.x connections, served by terminator itself
-}
-
-// generation is one http.Server over the listener's HTTP/2 connections.
-// A new one starts only when server-level parameters change.
-type generation struct {
-	srv  *http.Server
-	done chan struct{}
-	once sync.Once
+	h1 h1conns // HTTP/1.x connections
+	h2 h2conns // HTTP/2 connections
 }
 
 // NewListener serves ln with route r. It takes ownership of ln.
@@ -92,7 +78,6 @@ func NewListener(ln net.Listener, r *Route, o ListenerOptions) *Listener {
 		opts:  o,
 		ln:    ln,
 		limit: newLimiter(r.ConnectionLimit),
-		conns: make(chan net.Conn),
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.hard, l.cancelHard = context.WithCancel(context.Background())
@@ -111,8 +96,6 @@ func NewListener(ln net.Listener, r *Route, o ListenerOptions) *Listener {
 		},
 	}
 	l.route.Store(l.newRouteState(r))
-	l.params = r.serverParams()
-	l.gen = l.startGeneration(l.params)
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l
@@ -148,35 +131,11 @@ func (l *Listener) newRouteState(r *Route) *routeState {
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
 // Update swaps the route. Requests in flight finish with the old route;
-// connections carry on with the new one. A change of client timeout starts
-// a new server for new connections while the old one drains.
+// connections carry on with the new one (an HTTP/2 connection keeps the
+// idle timeout it started with).
 func (l *Listener) Update(r *Route) {
 	l.route.Store(l.newRouteState(r))
 	l.limit.setLimit(r.ConnectionLimit)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed || r.serverParams() == l.params {
-		return
-	}
-	old := l.gen
-	l.params = r.serverParams()
-	l.gen = l.startGeneration(l.params)
-	if l.old == nil {
-		l.old = map[*generation]bool{}
-	}
-	l.old[old] = true
-	l.draining.Add(1)
-	go func() {
-		defer l.draining.Done()
-		// Connections of the old server finish their requests; idle ones
-		// are closed. Shutdown cuts this short if it comes first.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		l.stopGeneration(ctx, old)
-		l.mu.Lock()
-		delete(l.old, old)
-		l.mu.Unlock()
-	}()
 }
 
 // SetSessionTicketKeys installs shared ticket keys: the first encrypts,
@@ -204,11 +163,6 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 		return ErrListenerClosed
 	}
 	l.closed = true
-	gen := l.gen
-	var old []*generation
-	for g := range l.old {
-		old = append(old, g)
-	}
 	l.mu.Unlock()
 
 	// Connections waiting for a slot over connection_limit give up at the
@@ -222,65 +176,20 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	// Handshakes in progress complete and their connections are served,
 	// layer-4 relays finish, all before ctx's deadline.
 	l.wg.Wait()
+	// Both kinds drain at once: HTTP/2 clients get GOAWAY now, not after
+	// the last HTTP/1.x response.
+	errs := make(chan error, 1)
+	go func() { errs <- l.shutdownH2(ctx) }()
 	if e := l.shutdownH1(ctx); e != nil {
 		err = e
 	}
-	for _, g := range append(old, gen) {
-		if e := l.stopGeneration(ctx, g); e != nil {
-			err = e
-		}
+	if e := <-errs; e != nil {
+		err = e
 	}
-	l.draining.Wait()
-	l.serving.Wait()
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
 	return err
-}
-
-func (l *Listener) startGeneration(p serverParams) *generation {
-	g := &generation{done: make(chan struct{})}
-	g.srv = &http.Server{
-		Handler:           l,
-		ReadHeaderTimeout: p.clientTimeout,
-		IdleTimeout:       p.clientTimeout,
-		MaxHeaderBytes:    l.opts.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(l.opts.Logger.Handler(), slog.LevelDebug),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, connInfoKey{}, newConnInfo(c))
-		},
-		ConnState: l.connState,
-		HTTP2:     &http.HTTP2Config{MaxConcurrentStreams: 250},
-	}
-	g.srv.Protocols = new(http.Protocols)
-	g.srv.Protocols.SetHTTP1(true)
-	g.srv.Protocols.SetHTTP2(true)
-	g.srv.Protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge, handed over by the HTTP/1 loop
-	l.serving.Add(1)
-	go func() {
-		defer l.serving.Done()
-		_ = g.srv.Serve(&genListener{l: l, g: g}) // returns when the generation stops
-	}()
-	return g
-}
-
-func (l *Listener) stopGeneration(ctx context.Context, g *generation) error {
-	g.once.Do(func() { close(g.done) })
-	err := g.srv.Shutdown(ctx)
-	if err != nil {
-		g.srv.Close()
-	}
-	return err
-}
-
-func (l *Listener) connState(c net.Conn, s http.ConnState) {
-	st := l.route.Load()
-	switch s {
-	case http.StateNew:
-		st.counters.connsActive.Inc()
-	case http.StateClosed, http.StateHijacked:
-		st.counters.connsActive.Dec()
-	}
 }
 
 // acceptLoop accepts connections and starts their handshakes. It backs off
@@ -410,7 +319,7 @@ func (l *Listener) handshake(c net.Conn, st *routeState, proxied bool) {
 	}
 	l.recordHandshake(st, cs)
 	if cs.NegotiatedProtocol == "h2" {
-		l.deliver(tc)
+		l.startH2(tc, nil, nil)
 		return
 	}
 	l.startH1(tc)
@@ -427,39 +336,6 @@ func handshakeTimeout(st *routeState) time.Duration {
 
 // errProxyHeader marks connections from a PROXY source without a valid header.
 var errProxyHeader = errors.New("proxy: missing or invalid PROXY protocol header")
-
-// deliver hands a connection to the serving generation (which serves until
-// Shutdown has waited for every handshake), or closes it when the drain's
-// deadline has passed.
-func (l *Listener) deliver(c net.Conn) {
-	select {
-	case l.conns <- c:
-	case <-l.hard.Done():
-		_ = c.Close()
-	}
-}
-
-// genListener is the net.Listener one http.Server generation serves from.
-type genListener struct {
-	l *Listener
-	g *generation
-}
-
-func (gl *genListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-gl.l.conns:
-		return c, nil
-	case <-gl.g.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (gl *genListener) Close() error {
-	gl.g.once.Do(func() { close(gl.g.done) })
-	return nil
-}
-
-func (gl *genListener) Addr() net.Addr { return gl.l.ln.Addr() }
 
 // ServeHTTP implements http.Handler for the listener's current route.
 func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {

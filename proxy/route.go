@@ -66,14 +66,6 @@ type Route struct {
 	Exporter http.Handler
 }
 
-// serverParams are the Route fields baked into an http.Server; a change
-// to them starts a new server generation.
-type serverParams struct {
-	clientTimeout time.Duration
-}
-
-func (r *Route) serverParams() serverParams { return serverParams{clientTimeout: r.ClientTimeout} }
-
 // routeState is a Route with its metric handles and member transport
 // resolved.
 type routeState struct {

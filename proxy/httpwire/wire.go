@@ -266,3 +266,71 @@ func CookieValue(line, name string) (string, bool) {
 	}
 	return "", false
 }
+
+// HeadOnly is h without the trailer values a handler set with
+// http.TrailerPrefix or under a name the Trailer header declares, which
+// belong after the body (as net/http does); h itself when there are none
+// (the common case, no copy).
+func HeadOnly(h http.Header) http.Header {
+	var out http.Header
+	drop := func(k string) {
+		if _, ok := h[k]; !ok {
+			return
+		}
+		if out == nil {
+			out = h.Clone()
+		}
+		delete(out, k)
+	}
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			drop(k)
+		}
+	}
+	for _, line := range h["Trailer"] {
+		for name := range strings.SplitSeq(line, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				drop(http.CanonicalHeaderKey(name))
+			}
+		}
+	}
+	if out == nil {
+		return h
+	}
+	return out
+}
+
+// Trailers are the fields to send after a chunked body, as net/http sends
+// them: values set with http.TrailerPrefix, and fields named in the
+// Trailer header; framing and routing fields are never trailers (RFC 9110
+// §6.5.1). nil when there are none.
+func Trailers(h http.Header) http.Header {
+	var out http.Header
+	add := func(name string, vs []string) {
+		name = http.CanonicalHeaderKey(name)
+		switch name {
+		case "Content-Length", "Transfer-Encoding", "Host", "Trailer", "Connection", "Te", "Content-Type":
+			return
+		}
+		if len(vs) == 0 || !httpguts.ValidHeaderFieldName(name) {
+			return
+		}
+		if out == nil {
+			out = http.Header{}
+		}
+		out[name] = append(out[name], vs...)
+	}
+	for k, vs := range h {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			add(name, vs)
+		}
+	}
+	for _, line := range h["Trailer"] {
+		for name := range strings.SplitSeq(line, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				add(name, h[http.CanonicalHeaderKey(name)])
+			}
+		}
+	}
+	return out
+}
