@@ -90,7 +90,8 @@ type Conn struct {
 	sendCond    sync.Cond // send-window waiters; L is &mu
 	streams     map[uint32]*stream
 	maxClientID uint32 // highest stream ID the client opened
-	handlers    int    // handler goroutines running, reset streams' included
+	handlers    int    // handlers running, reset streams' included
+	idleWorkers int    // workers parked on work
 	sendWindow  int64  // what terminator may still send on the connection
 	initWindow  int64  // the client's SETTINGS_INITIAL_WINDOW_SIZE
 	maxFrame    int    // the client's SETTINGS_MAX_FRAME_SIZE
@@ -106,6 +107,10 @@ type Conn struct {
 	opened      int // streams opened, for rapid-reset accounting
 	resets      int // streams the client reset while their handler ran
 	handlersWG  sync.WaitGroup
+	// work hands a new stream to a parked worker goroutine; busy counts
+	// the handlers running, for the write side's flush decision.
+	work chan streamJob
+	busy atomic.Int32
 }
 
 // NewConn prepares c to be served as HTTP/2 after the preface. It takes
@@ -126,6 +131,7 @@ func NewConn(c net.Conn, o Options) *Conn {
 	sc := &Conn{o: o, nc: c, remote: c.RemoteAddr().String(), streams: map[uint32]*stream{},
 		sendWindow: 65535, initWindow: 65535, maxFrame: maxReadFrame, recvWindow: connWindow}
 	sc.sendCond.L = &sc.mu
+	sc.work = make(chan streamJob)
 	sc.ctx, sc.cancel = context.WithCancel(o.Context)
 	if tc, ok := c.(*tls.Conn); ok {
 		cs := tc.ConnectionState()
@@ -267,6 +273,15 @@ func (c *Conn) finish() {
 	c.sendCond.Broadcast()
 	c.mu.Unlock()
 	c.cancel()
+	// What is still buffered (a GOAWAY, a last answer) goes out first.
+	c.lockWrite()
+	c.writeControl()
+	if c.bw.Buffered() > 0 {
+		if err := c.bw.Flush(); err != nil {
+			c.failWrite(err)
+		}
+	}
+	c.wmu.Unlock()
 	c.lingerClose()
 	c.handlersWG.Wait()
 	c.wmu.Lock()
@@ -324,8 +339,12 @@ func (c *Conn) goAwayNow(code http2.ErrCode) {
 	last := c.maxClientID
 	c.mu.Unlock()
 	c.lockWrite()
+	c.writeControl()
 	_ = c.fr.WriteGoAway(last, code, nil)
-	c.needFlush = true
+	// Flushed here, whoever waits: the connection closes next.
+	if err := c.bw.Flush(); err != nil {
+		c.failWrite(err)
+	}
 	c.unlockWrite()
 }
 

@@ -3,6 +3,7 @@ package h2server
 import (
 	"bufio"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,6 +97,13 @@ func (c *Conn) unlockWrite() {
 
 func (c *Conn) unlockWriteNoKick() {
 	c.writeControl()
+	if c.needFlush && c.waiting.Load() == 0 && c.busy.Load() > 1 {
+		// Other streams are being served: let any of them that is
+		// ready to write queue up behind this one, so that one write
+		// carries several responses (as an event loop would gather
+		// them). They find the lock held and leave the flush to the last.
+		runtime.Gosched()
+	}
 	if c.needFlush && c.waiting.Load() == 0 {
 		c.needFlush = false
 		if c.bw.Buffered() > 0 {
