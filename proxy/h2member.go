@@ -49,7 +49,11 @@ func (t *h2transports) get(k h2Key, tlsCfg *tls.Config) *http.Transport {
 	dialer := &net.Dialer{Timeout: k.connect, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return t.dial(ctx, dialer, network, addr)
+			c, err := t.dial(ctx, dialer, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return newCorkedConn(c), nil
 		},
 		TLSClientConfig:        tlsCfg,
 		TLSHandshakeTimeout:    k.connect,

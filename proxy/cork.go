@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"net"
+	"runtime"
+	"sync"
+)
+
+// corkedConn gathers writes to an HTTP/2 member connection into fewer
+// system calls. net/http's client transport flushes a request's HEADERS
+// and then each DATA frame separately, and every stream of a multiplexed
+// connection flushes on its own: a gRPC call cost two write(2)s toward its
+// member. Here a Write only queues its bytes; the connection's flusher
+// goroutine, woken by the first of them, yields once and then writes
+// everything queued by then in one call, in order — the TCP_CORK idea
+// without the kernel's 200 ms timer. Queued bytes are bounded (writers
+// wait beyond maxCorked), and the first write error fails every later
+// Write and closes the connection, so the transport's read loop sees it
+// too. The flusher is owned by the connection and ends with Close.
+type corkedConn struct {
+	net.Conn
+	mu    sync.Mutex
+	cond  sync.Cond // writers waiting for room; L is &mu
+	buf   []byte    // queued, in order
+	spare []byte
+	err   error
+	kick  chan struct{} // capacity 1: the flusher has work
+	done  chan struct{} // closed by Close
+	once  sync.Once
+}
+
+// maxCorked bounds the queued bytes of one connection.
+const maxCorked = 256 << 10
+
+func newCorkedConn(c net.Conn) *corkedConn {
+	cc := &corkedConn{Conn: c, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	cc.cond.L = &cc.mu
+	go cc.flusher()
+	return cc
+}
+
+func (c *corkedConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	for c.err == nil && len(c.buf) > 0 && len(c.buf)+len(p) > maxCorked {
+		c.cond.Wait()
+	}
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return 0, err
+	}
+	c.buf = append(c.buf, p...)
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default: // already woken: it will take these bytes too
+	}
+	return len(p), nil
+}
+
+func (c *corkedConn) flusher() {
+	for {
+		select {
+		case <-c.kick:
+		case <-c.done:
+			return
+		}
+		runtime.Gosched() // let the writers that are running add theirs
+		c.mu.Lock()
+		if len(c.buf) == 0 {
+			c.mu.Unlock()
+			continue // taken by the previous round
+		}
+		// The two buffers swap roles: writers fill one while the other
+		// is on its way.
+		b := c.buf
+		c.buf = c.spare[:0]
+		c.mu.Unlock()
+		_, err := c.Conn.Write(b)
+		c.mu.Lock()
+		c.spare = b[:0]
+		if err != nil && c.err == nil {
+			c.err = err
+		}
+		c.cond.Broadcast()
+		c.mu.Unlock()
+		if err != nil {
+			_ = c.Close()
+			return
+		}
+	}
+}
+
+// Close stops the flusher and closes the connection; bytes still queued
+// are dropped, as a close drops a socket's unsent data.
+func (c *corkedConn) Close() error {
+	c.once.Do(func() {
+		close(c.done)
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = net.ErrClosed
+		}
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
