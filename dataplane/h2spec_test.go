@@ -70,6 +70,9 @@ pools: [{name: app, members: [{address: ` + host + `, protocol_port: ` + port + 
 					if tc.Failure != nil {
 						detail = tc.Failure.Text
 					}
+					if tc.Error != nil {
+						detail = tc.Error.Text // h2spec files its failed checks here
+					}
 					t.Errorf("h2spec failed: %s: %s", name, detail)
 				}
 			}
@@ -92,7 +95,9 @@ type junitSuites struct {
 			Failure *struct {
 				Text string `xml:",innerxml"`
 			} `xml:"failure"`
-			Error   *struct{} `xml:"error"`
+			Error *struct {
+				Text string `xml:",innerxml"`
+			} `xml:"error"`
 			Skipped *struct{} `xml:"skipped"`
 		} `xml:"testcase"`
 	} `xml:"testsuite"`

@@ -78,6 +78,9 @@ func (c *Conn) lockWrite() {
 	c.wmu.Lock()
 	c.waiting.Add(-1)
 	c.borrowWriter()
+	// Answers queued before this writer got the lock go first: a
+	// SETTINGS ACK precedes DATA sent under the new settings.
+	c.writeControl()
 	t := c.o.IdleTimeout
 	if t <= 0 {
 		t = 30 * time.Second
