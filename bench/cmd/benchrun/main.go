@@ -29,6 +29,7 @@ type options struct {
 	profile   []string // scenarios to profile terminator under
 	base      string   // git ref built as the extra frontend "terminator-base"
 	boring    bool     // the extra frontend is this tree built with BoringCrypto
+	baseEnv   []string // VAR=value for terminator-base only (GC settings A/B)
 	repo      string
 }
 
@@ -45,6 +46,8 @@ func main() {
 	var prof string
 	flag.StringVar(&o.base, "base", "", "also measure terminator built from this git ref, as frontend terminator-base (A/B in one run)")
 	flag.BoolVar(&o.boring, "boring", false, "also measure this tree built with GOEXPERIMENT=boringcrypto (cgo), as frontend terminator-base")
+	var baseEnv string
+	flag.StringVar(&baseEnv, "base-env", "", "comma-separated VAR=value given to terminator-base only (e.g. -base HEAD -base-env GOGC=50: one build, two GC settings)")
 	flag.StringVar(&prof, "profile", "", "comma-separated scenarios to take a terminator CPU profile under (written to the results directory)")
 	flag.StringVar(&o.out, "o", "", "results directory (default bench/results/<timestamp>)")
 	flag.Parse()
@@ -61,6 +64,15 @@ func main() {
 		}
 	}
 	o.frontends = strings.Split(fronts, ",")
+	for _, kv := range strings.Split(baseEnv, ",") {
+		if kv != "" {
+			o.baseEnv = append(o.baseEnv, kv)
+		}
+	}
+	if len(o.baseEnv) > 0 && o.base == "" && !o.boring {
+		fmt.Fprintln(os.Stderr, "bench: -base-env applies to terminator-base; give -base REF (HEAD for this tree)")
+		os.Exit(2)
+	}
 	if o.base != "" && o.boring {
 		fmt.Fprintln(os.Stderr, "bench: -base and -boring both build terminator-base; pick one")
 		os.Exit(2)

@@ -177,6 +177,9 @@ func (b *bench) report() error {
 		if b.opts.boring {
 			other = "with BoringCrypto (GOEXPERIMENT=boringcrypto)"
 		}
+		if len(b.opts.baseEnv) > 0 {
+			other += " run with " + strings.Join(b.opts.baseEnv, " ")
+		}
 		fmt.Fprintf(&md, "\n### A/B: terminator ÷ terminator %s (CPU per unit, same repetition)\n\n| scenario | ratio |\n|---|---|\n", other)
 		for _, sc := range order {
 			if c := cells[sc]["terminator"]; c != nil && len(c.vsBase) > 0 {

@@ -131,7 +131,7 @@ func (b *bench) startFrontend(name string) (*proc, error) {
 		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 			return nil, err
 		}
-		p, err = b.start(name, proxyCPU, []string{"GOMAXPROCS=1"}, b.bin["terminator-base"], "serve", "--config", path)
+		p, err = b.start(name, proxyCPU, append([]string{"GOMAXPROCS=1"}, b.opts.baseEnv...), b.bin["terminator-base"], "serve", "--config", path)
 	default:
 		return nil, fmt.Errorf("unknown frontend %q", name)
 	}
