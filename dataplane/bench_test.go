@@ -1,7 +1,9 @@
 package dataplane_test
 
 import (
+	"bytes"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	tu "github.com/terminator-proxy/terminator/internal/testutil"
 )
@@ -59,7 +64,14 @@ func BenchmarkRequestPath(b *testing.B) {
 // of each can be followed across changes. The client side is in the same
 // process: its memory is measured by opening the same connections to a
 // plain crypto/tls echo listener and subtracting.
-func BenchmarkIdleConnMemory(b *testing.B) {
+func BenchmarkIdleConnMemory(b *testing.B) { idleConnMemory(b, "http/1.1") }
+
+// BenchmarkIdleH2ConnMemory is BenchmarkIdleConnMemory for HTTP/2
+// connections: one stream each, then idle. The client keeps only its
+// tls.Conn, as in the HTTP/1.1 case.
+func BenchmarkIdleH2ConnMemory(b *testing.B) { idleConnMemory(b, "h2") }
+
+func idleConnMemory(b *testing.B, proto string) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "ok")
 	}))
@@ -78,18 +90,19 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 			c.Close()
 		}
 	}()
-	buf := make([]byte, 4096)
 	for i := 0; i < b.N; i++ {
-		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "site.example", NextProtos: []string{"http/1.1"}})
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "site.example", NextProtos: []string{proto}})
 		if err != nil {
 			b.Fatal(err)
 		}
 		conns = append(conns, c)
-		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: site.example\r\n\r\n"); err != nil {
-			b.Fatal(err)
+		if proto == "h2" {
+			err = h2Request(c)
+		} else {
+			err = h1Request(c)
 		}
-		if n, err := c.Read(buf); err != nil || !strings.HasSuffix(string(buf[:n]), "ok") {
-			b.Fatalf("response %q: %v", buf[:n], err)
+		if err != nil {
+			b.Fatal(err)
 		}
 	}
 	time.Sleep(100 * time.Millisecond) // every server goroutine is parked
@@ -101,6 +114,48 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 	stack := float64(after.stack-before.stack-client.stack) / float64(b.N)
 	b.ReportMetric(heap/1024, "heap-KiB/conn")
 	b.ReportMetric(stack/1024, "stack-KiB/conn")
+}
+
+func h1Request(c *tls.Conn) error {
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: site.example\r\n\r\n"); err != nil {
+		return err
+	}
+	buf := make([]byte, 4096)
+	if n, err := c.Read(buf); err != nil || !strings.HasSuffix(string(buf[:n]), "ok") {
+		return fmt.Errorf("response %q: %v", buf[:n], err)
+	}
+	return nil
+}
+
+// h2Request sends one GET on stream 1 and reads until its end.
+func h2Request(c *tls.Conn) error {
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		return err
+	}
+	fr := http2.NewFramer(c, c)
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":path", "/"}, {":authority", "site.example"}} {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := fr.WriteSettings(); err != nil {
+		return err
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		return err
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return err
+		}
+		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+			_ = fr.WriteSettingsAck()
+		}
+		if f.Header().StreamID == 1 && f.Header().Flags.Has(http2.FlagDataEndStream) {
+			return nil
+		}
+	}
 }
 
 type memSample struct{ heap, stack int64 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"sync"
 
@@ -31,6 +32,7 @@ func (l *Listener) startH2(c net.Conn, ci *connInfo, up *h2server.Upgrade) {
 		MaxHeaderBytes: l.opts.MaxHeaderBytes,
 		IdleTimeout:    st.ClientTimeout,
 		Logger:         l.opts.Logger,
+		WaitIdle:       idleWaiter(c),
 	})
 	s := &l.h2
 	s.mu.Lock()
@@ -80,4 +82,30 @@ func (l *Listener) shutdownH2(ctx context.Context) error {
 	s.mu.Unlock()
 	<-done
 	return ctx.Err()
+}
+
+// idleWaiter lets an idle HTTP/2 connection over TLS wait for its client
+// holding no read buffer (idle.go): nil when c is not a TLS connection
+// over terminator's record reader (h2c connections handed over with bytes
+// already read).
+func idleWaiter(c net.Conn) func() error {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	rec, _ := tc.NetConn().(*recordConn)
+	if rec == nil {
+		return nil
+	}
+	raw := tcpOf(rec)
+	if raw == nil {
+		return nil
+	}
+	var scratch [1]byte
+	return func() error {
+		if rec.pending() {
+			return nil // crypto/tls has a record to read: no need to wait
+		}
+		return waitReadable(raw, &scratch)
+	}
 }

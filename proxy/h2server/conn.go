@@ -52,6 +52,14 @@ type Options struct {
 	IdleTimeout time.Duration
 	// Logger gets one debug line per connection error (slog.Default).
 	Logger *slog.Logger
+	// WaitIdle, if set, is called by the read loop when no stream is
+	// open and every byte received has been read out of the server's
+	// own buffer; the loop has given its read buffer back. It returns
+	// once the client has sent something (or with the read error: a
+	// timeout, a close). The caller knows whether a layer below (TLS)
+	// may still hold bytes and then returns at once. An idle HTTP/2
+	// connection then holds no read buffer, as an idle HTTP/1.x one.
+	WaitIdle func() error
 }
 
 // Conn is one HTTP/2 connection being served. Serve runs it; Shutdown and
@@ -63,11 +71,19 @@ type Conn struct {
 	cancel   context.CancelFunc
 	remote   string
 	tlsState *tls.ConnectionState
-	br       *bufio.Reader
-	fr       *http2.Framer // read by the read loop, written under wmu
-	hdec     *hpack.Decoder
-	blk      headerBlock // the header block being read
-	budget   floodBudget // read loop only
+	br       *bufio.Reader // borrowed from readers; nil while idle
+	src      fillTracker   // what br reads from
+	// frameStart is set by the read loop before each frame; pokeMu
+	// guards blocked (the loop waits for a frame's first bytes) and
+	// poked (poke interrupted that wait).
+	frameStart bool
+	pokeMu     sync.Mutex
+	blocked    bool
+	poked      bool
+	fr         *http2.Framer // read by the read loop, written under wmu
+	hdec       *hpack.Decoder
+	blk        headerBlock // the header block being read
+	budget     floodBudget // read loop only
 
 	// The write side: bw, henc, hbuf, needFlush and wdlSet are guarded
 	// by wmu. waiting counts goroutines queued for wmu, so an unlocker
@@ -137,8 +153,8 @@ func NewConn(c net.Conn, o Options) *Conn {
 		cs := tc.ConnectionState()
 		sc.tlsState = &cs
 	}
-	sc.br = bufio.NewReaderSize(c, 4<<10)
-	sc.fr = http2.NewFramer(connWriter{sc}, sc.br)
+	sc.src.r = c
+	sc.fr = http2.NewFramer(connWriter{sc}, connReader{sc})
 	sc.fr.SetMaxReadFrameSize(maxReadFrame)
 	sc.hdec = hpack.NewDecoder(4096, sc.blk.emit)
 	// One field may exceed the list limit by a few times and still be
@@ -192,7 +208,18 @@ func (c *Conn) Serve(up *Upgrade) {
 		c.setIdleDeadline()
 	}
 	for {
+		if c.o.WaitIdle != nil && c.idle() {
+			c.releaseReader()
+			if err := c.o.WaitIdle(); err != nil {
+				c.readFailed(err)
+				return
+			}
+		}
+		c.frameStart = true
 		f, err := c.fr.ReadFrame()
+		if errors.Is(err, errPoked) {
+			continue // the last stream ended: wait idle
+		}
 		if err == nil {
 			err = c.process(f)
 		}
@@ -220,7 +247,7 @@ func (c *Conn) prefaceWait() time.Duration {
 // which must be SETTINGS (RFC 9113 §3.4).
 func (c *Conn) readPreface() error {
 	buf := make([]byte, len(http2.ClientPreface))
-	if _, err := io.ReadFull(c.br, buf); err != nil {
+	if _, err := io.ReadFull(connReader{c}, buf); err != nil {
 		return err
 	}
 	if string(buf) != http2.ClientPreface {
@@ -287,6 +314,103 @@ func (c *Conn) finish() {
 	c.wmu.Lock()
 	c.releaseWriter()
 	c.wmu.Unlock()
+	c.releaseReader()
+}
+
+// readers lend connections their read buffer while they have something
+// to read.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+
+// connReader is the Framer's reader: the borrowed buffer.
+type connReader struct{ c *Conn }
+
+func (r connReader) Read(p []byte) (int, error) {
+	c := r.c
+	if c.br == nil {
+		c.br = readers.Get().(*bufio.Reader)
+		c.br.Reset(&c.src)
+	}
+	if c.frameStart {
+		c.frameStart = false
+		if c.o.WaitIdle != nil && c.br.Buffered() == 0 {
+			return c.boundaryRead(p)
+		}
+	}
+	return c.br.Read(p)
+}
+
+func (c *Conn) releaseReader() {
+	if c.br != nil {
+		c.br.Reset(nil)
+		readers.Put(c.br)
+		c.br = nil
+	}
+}
+
+// idle reports, between frames, whether no stream is open and nothing
+// received waits in the read buffer or, as far as this layer can tell,
+// below it.
+func (c *Conn) idle() bool {
+	if (c.br != nil && c.br.Buffered() > 0) || c.src.full {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.streams) == 0 && !c.closed
+}
+
+// The read loop usually blocks for the next frame while a response is
+// still being written, holding its buffer; when that last stream ends,
+// poke interrupts the wait (a read deadline in the past) so the loop can
+// give the buffer back and wait idle. Only a wait at a frame boundary with
+// nothing of the frame read is interrupted: pokeMu makes the interruption
+// and the loop's restoring of its deadline one step, so a read that
+// returned data at the same moment never meets the past deadline.
+
+var errPoked = errors.New("h2server: read interrupted to wait idle")
+
+// poke interrupts a read loop blocked at a frame boundary.
+func (c *Conn) poke() {
+	c.pokeMu.Lock()
+	if c.blocked && !c.poked {
+		c.poked = true
+		_ = c.nc.SetReadDeadline(time.Now())
+	}
+	c.pokeMu.Unlock()
+}
+
+// boundaryRead is connReader's read at a frame boundary with an empty
+// buffer: the one a poke may interrupt.
+func (c *Conn) boundaryRead(p []byte) (int, error) {
+	c.pokeMu.Lock()
+	c.blocked = true
+	c.pokeMu.Unlock()
+	n, err := c.br.Read(p)
+	c.pokeMu.Lock()
+	c.blocked = false
+	poked := c.poked
+	c.poked = false
+	if poked {
+		c.setIdleDeadline() // the one the poke replaced
+	}
+	c.pokeMu.Unlock()
+	if poked && n == 0 {
+		return 0, errPoked
+	}
+	return n, err
+}
+
+// fillTracker remembers whether the last read filled the caller's buffer
+// (then the layer below may hold more).
+type fillTracker struct {
+	r    io.Reader
+	full bool
+}
+
+func (t *fillTracker) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.full = n == len(p)
+	return n, err
 }
 
 // Shutdown starts a graceful close: GOAWAY naming the last stream taken,

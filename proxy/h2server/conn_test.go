@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -453,5 +454,31 @@ func TestShutdownSendsGoAway(t *testing.T) {
 	case <-cl.done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return after the drain")
+	}
+}
+
+// TestIdleWaitAfterLastStream: when the last stream ends while the read
+// loop waits for the next frame, the loop is interrupted to wait idle
+// (WaitIdle, where the proxy gives the read buffer back), and the
+// connection then serves the next request as before.
+func TestIdleWaitAfterLastStream(t *testing.T) {
+	var waits atomic.Int32
+	cl := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(50 * time.Millisecond) // the read loop is blocked meanwhile
+		io.WriteString(w, "done")
+	}), func(o *Options) { o.WaitIdle = func() error { waits.Add(1); return nil } })
+	for i, id := range []uint32{1, 3, 5} {
+		before := waits.Load()
+		cl.request(id, true)
+		if status, body, _ := cl.response(id); status != "200" || body != "done" {
+			t.Fatalf("request %d: %s %q", i, status, body)
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for waits.Load() == before && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if waits.Load() == before {
+			t.Fatalf("after request %d: the read loop did not go back to waiting idle", i)
+		}
 	}
 }

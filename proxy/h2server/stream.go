@@ -99,7 +99,7 @@ type streamJob struct {
 }
 
 // maxIdleWorkers bounds the worker goroutines a connection keeps parked
-// between requests (one once it has no open stream): a reused worker
+// between requests (none once it has no open stream): a reused worker
 // keeps the stack it grew, where a new goroutine per request grows a
 // fresh one each time (copystack was 6% of a gRPC profile).
 const maxIdleWorkers = 4
@@ -116,7 +116,7 @@ func (c *Conn) worker(job streamJob) {
 		c.mu.Lock()
 		limit := maxIdleWorkers
 		if len(c.streams) == 0 {
-			limit = 1
+			limit = 0 // an idle connection holds no worker's stack
 		}
 		if c.closed || c.idleWorkers >= limit {
 			c.mu.Unlock()
@@ -135,11 +135,11 @@ func (c *Conn) worker(job streamJob) {
 	}
 }
 
-// trimWorkersLocked lets parked workers beyond one go once the connection
-// has no open stream. A worker not yet parked is left (it parks within
-// the limit of one or exits on its own).
+// trimWorkersLocked lets the parked workers go once the connection has no
+// open stream. A worker not yet parked is left (it sees no open stream
+// and exits on its own).
 func (c *Conn) trimWorkersLocked() {
-	for c.idleWorkers > 1 {
+	for c.idleWorkers > 0 {
 		select {
 		case c.work <- streamJob{}:
 			c.idleWorkers--
@@ -257,6 +257,9 @@ func (c *Conn) removeLocked(s *stream, err error) {
 			c.closeRead()
 		} else if !c.closed {
 			c.setIdleDeadline()
+			if c.o.WaitIdle != nil {
+				c.poke()
+			}
 		}
 	}
 }
