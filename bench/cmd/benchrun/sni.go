@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"text/template"
 	"time"
 
 	"github.com/terminator-proxy/terminator/pki"
@@ -44,11 +45,14 @@ func (b *bench) sniScale() error {
 	namesFile := filepath.Join(dir, "names.txt")
 	_ = os.WriteFile(namesFile, []byte(strings.Join(names, "\n")), 0o644)
 	_ = os.WriteFile(filepath.Join(dir, "crt-list"), []byte(crtList.String()), 0o644)
-	hcfg := strings.Replace(haproxyCfg, "frontend fe\n", "frontend fe_sni\n    bind 127.0.0.1:8461 ssl crt-list "+filepath.Join(dir, "crt-list")+" alpn http/1.1\n    option forwardfor\n    default_backend be\nfrontend fe\n", 1)
-	hcfg = strings.Replace(hcfg, "{{index .P.haproxy 0}}", "18441", 1)
-	hcfg = strings.Replace(hcfg, "{{index .P.haproxy 1}}", "18451", 1)
-	hcfg = strings.ReplaceAll(hcfg, "{{.Work}}", b.opts.work)
-	hcfg = strings.ReplaceAll(hcfg, "{{.Backend}}", backendAddr)
+	// The main template, rendered as the other scenarios render it (no
+	// gRPC route), on ports of its own, with the SNI frontend added.
+	var sb strings.Builder
+	data := map[string]any{"Work": b.opts.work, "Backend": backendAddr, "GRPC": "", "P": map[string][]int{"haproxy": {18441, 18451}}}
+	if err := template.Must(template.New("haproxy.cfg").Parse(haproxyCfg)).Execute(&sb, data); err != nil {
+		return err
+	}
+	hcfg := strings.Replace(sb.String(), "frontend fe\n", "frontend fe_sni\n    bind 127.0.0.1:8461 ssl crt-list "+filepath.Join(dir, "crt-list")+" alpn http/1.1\n    option forwardfor\n    default_backend be\nfrontend fe\n", 1)
 	tcfg := fmt.Sprintf(`log: {level: warn, access_log: false}
 listeners:
   - name: sni
