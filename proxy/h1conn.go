@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -55,10 +54,9 @@ type h1conn struct {
 	// socket to wait on, nil when a layer above it buffers on its own;
 	// rec is the record framer under TLS; src tells whether crypto/tls
 	// may still hold decrypted bytes.
-	raw   syscall.Conn
+	raw   *socketProbe
 	rec   *recordConn
 	src   fillTracker
-	peek  [1]byte
 	mu    sync.Mutex // guards idle and fresh
 	idle  bool       // waiting for a request; Shutdown may close it
 	fresh bool       // no request read yet
@@ -79,10 +77,10 @@ func (l *Listener) startH1(c net.Conn) {
 	hc.src.r = c
 	if tc, ok := c.(*tls.Conn); ok {
 		if hc.rec, _ = tc.NetConn().(*recordConn); hc.rec != nil {
-			hc.raw = tcpOf(hc.rec)
+			hc.raw = newSocketProbe(tcpOf(hc.rec))
 		}
 	} else {
-		hc.raw = tcpOf(c)
+		hc.raw = newSocketProbe(tcpOf(c))
 	}
 	hc.ctx, hc.cancel = context.WithCancel(context.WithValue(context.Background(), connInfoKey{}, ci))
 	s := &l.h1
@@ -184,7 +182,7 @@ func (hc *h1conn) serve() {
 		}
 		if hc.br == nil {
 			if hc.idleSafe() {
-				if err := waitReadable(hc.raw, &hc.peek); err != nil {
+				if err := hc.raw.wait(); err != nil {
 					return // timeout, close or shutdown while idle
 				}
 			}

@@ -97,15 +97,14 @@ func idleWaiter(c net.Conn) func() error {
 	if rec == nil {
 		return nil
 	}
-	raw := tcpOf(rec)
-	if raw == nil {
+	probe := newSocketProbe(tcpOf(rec))
+	if probe == nil {
 		return nil
 	}
-	var scratch [1]byte
 	return func() error {
 		if rec.pending() {
 			return nil // crypto/tls has a record to read: no need to wait
 		}
-		return waitReadable(raw, &scratch)
+		return probe.wait()
 	}
 }

@@ -41,7 +41,8 @@ type upstream struct {
 // borrowed per request.
 type memberConn struct {
 	c        net.Conn         // what requests are written to (TLS, timeouts)
-	raw      net.Conn         // the TCP connection underneath, for liveness probes
+	raw      net.Conn         // the TCP connection underneath
+	probe    *socketProbe     // liveness probes of raw; nil when it has no socket
 	tls      *tls.Conn        // c when the member speaks TLS, else nil
 	timeouts *idleTimeoutConn // the member timeout layer, if any
 	br       *bufio.Reader
@@ -62,7 +63,7 @@ func (u *upstream) get(ctx context.Context, x *exchange, addr string) (*memberCo
 		if mc == nil {
 			break
 		}
-		if alive(mc.raw) {
+		if mc.probe == nil || mc.probe.alive() {
 			return mc, nil
 		}
 		mc.close()
@@ -222,30 +223,12 @@ func (u *upstream) dial(ctx context.Context, x *exchange, addr string) (*memberC
 		c = tc
 	}
 	mc := &memberConn{c: c, raw: raw, br: bufio.NewReaderSize(c, 4<<10), addr: addr}
+	if sc, ok := raw.(syscall.Conn); ok {
+		mc.probe = newSocketProbe(sc)
+	}
 	mc.tls, _ = c.(*tls.Conn)
 	if u.key.idle > 0 {
 		mc.timeouts = timeouts
 	}
 	return mc, nil
-}
-
-// alive reports whether an idle connection is still open: nothing to read
-// (no FIN, no stray bytes) without blocking. One non-blocking recv.
-func alive(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	ok = false
-	var b [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		_, _, e := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ok = errors.Is(e, syscall.EAGAIN)
-		return true
-	})
-	return err == nil && ok
 }
