@@ -116,7 +116,6 @@ type Conn struct {
 	ctrl        []ctrlFrame
 	ctrlSpare   []ctrlFrame
 	goingAway   bool
-	goAwayID    uint32
 	closed      bool
 	resetIDs    [recentResets]uint32
 	resetNext   int
@@ -326,7 +325,7 @@ func (c *Conn) Shutdown() {
 		c.mu.Unlock()
 		return
 	}
-	c.goingAway, c.goAwayID = true, c.maxClientID
+	c.goingAway = true
 	c.queueLocked(ctrlFrame{kind: ctrlGoAway, id: c.maxClientID, val: uint32(http2.ErrCodeNo)})
 	done := len(c.streams) == 0
 	c.mu.Unlock()
