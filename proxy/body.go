@@ -18,8 +18,8 @@ type clientBody struct {
 }
 
 // deadlines is what http.ResponseController reaches for on the servers'
-// response writers (terminator's HTTP/1 writer and net/http's HTTP/2 one
-// both have it); asserting it directly saves a ResponseController per
+// response writers (terminator's HTTP/1 and HTTP/2 writers both have
+// it); asserting it directly saves a ResponseController per
 // request.
 type deadlines interface {
 	SetReadDeadline(time.Time) error

@@ -24,7 +24,7 @@ import (
 	"github.com/terminator-proxy/terminator/proxy/httpwire"
 )
 
-// terminator serves HTTP/1.x itself; net/http serves only HTTP/2. The own
+// terminator serves HTTP/1.x itself (HTTP/2: package h2server). The own
 // loop reads a request, runs the handler and writes the response in one
 // goroutine per connection: no background read per request, no request
 // context per request, and the response writer is borrowed from a pool

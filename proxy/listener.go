@@ -353,9 +353,9 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.ProtoMajor == 2 {
-		// net/http's HTTP/2 server passes pseudo-headers through as sent;
-		// they become the member's request line and Host, so they get the
-		// HTTP/1.x path's rules (RFC 9113 §8.3).
+		// h2server checks the HTTP/2 framing of the pseudo-headers; their
+		// values become the member's request line and Host, so they get
+		// the HTTP/1.x path's rules here (RFC 9113 §8.3).
 		if err := checkH2Request(r); err != nil {
 			l.opts.Logger.Debug("HTTP/2 request refused", "listener", st.Listener, "err", err)
 			writeError(rec, http.StatusBadRequest, "malformed request")
