@@ -130,11 +130,7 @@ func (w *h1response) writeHead(final bool) {
 	w.headSent = true
 	w.bw = writers.Get().(*bufio.Writer)
 	w.bw.Reset(w.hc.c)
-	if cl := w.header["Content-Length"]; len(cl) == 1 {
-		if n, err := httpwire.ParseLength(cl[0]); err == nil {
-			w.declared = n
-		}
-	}
+	w.declared = httpwire.DeclaredLength(w.header)
 	framed := w.declared >= 0 || !w.bodyAllowed()
 	switch {
 	case framed:

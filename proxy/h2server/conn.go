@@ -300,8 +300,7 @@ func (c *Conn) finish() {
 	c.mu.Unlock()
 	c.cancel()
 	// What is still buffered (a GOAWAY, a last answer) goes out first.
-	c.lockWrite()
-	c.writeControl()
+	c.lockWrite() // writes what is queued
 	if c.bw.Buffered() > 0 {
 		if err := c.bw.Flush(); err != nil {
 			c.failWrite(err)
@@ -365,8 +364,7 @@ func (c *Conn) goAwayNow(code http2.ErrCode) {
 	c.goingAway = true
 	last := c.maxClientID
 	c.mu.Unlock()
-	c.lockWrite()
-	c.writeControl()
+	c.lockWrite() // writes what is queued first
 	_ = c.fr.WriteGoAway(last, code, nil)
 	// Flushed here, whoever waits: the connection closes next.
 	if err := c.bw.Flush(); err != nil {

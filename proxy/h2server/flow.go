@@ -46,16 +46,14 @@ func (c *Conn) processData(f *http2.DataFrame) error {
 	}
 	s.recvWindow -= n
 	if pad := n - int64(len(data)); pad > 0 {
-		c.creditConnLocked(pad)
-		c.creditStreamLocked(s, pad)
+		c.creditLocked(s, pad)
 	}
 	s.gotLen += int64(len(data))
 	if s.declLen >= 0 && s.gotLen > s.declLen {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Cause: malformed("body longer than Content-Length")}
 	}
 	if s.bodyClosed {
-		c.creditConnLocked(int64(len(data)))
-		c.creditStreamLocked(s, int64(len(data)))
+		c.creditLocked(s, int64(len(data)))
 	} else if len(data) > 0 {
 		s.buf = append(s.buf, data...)
 		s.cond.Signal()
@@ -77,6 +75,13 @@ func (c *Conn) creditConnLocked(n int64) {
 	}
 }
 
+// creditLocked returns n bytes s's handler consumed (or that were dropped)
+// to both windows.
+func (c *Conn) creditLocked(s *stream, n int64) {
+	c.creditConnLocked(n)
+	c.creditStreamLocked(s, n)
+}
+
 func (c *Conn) creditStreamLocked(s *stream, n int64) {
 	if s.remoteDone || s.reset {
 		return
@@ -93,8 +98,7 @@ func (c *Conn) creditStreamLocked(s *stream, n int64) {
 func (c *Conn) dropBodyLocked(s *stream) {
 	s.bodyClosed = true
 	if len(s.buf) > 0 {
-		c.creditConnLocked(int64(len(s.buf)))
-		c.creditStreamLocked(s, int64(len(s.buf)))
+		c.creditLocked(s, int64(len(s.buf)))
 	}
 	s.buf = nil
 }
@@ -131,8 +135,7 @@ func (b requestBody) Read(p []byte) (int, error) {
 	if len(s.buf) == 0 {
 		s.buf = s.buf[:0:0] // let the reader's next append start afresh
 	}
-	c.creditConnLocked(int64(n))
-	c.creditStreamLocked(s, int64(n))
+	c.creditLocked(s, int64(n))
 	c.mu.Unlock()
 	c.kick()
 	return n, nil

@@ -1,14 +1,16 @@
 package h2server
 
 import (
+	"context"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/terminator-proxy/terminator/proxy/httpwire"
 )
 
 // headerBlock collects the fields of the header block being read. Fields
@@ -103,14 +105,16 @@ func (c *Conn) endBlock() error {
 	}
 	c.mu.Unlock()
 	c.budget.credit()
-	if b.tooLarge {
-		return c.startStream(id, nil, b.endStream)
+	s := c.newStream(id)
+	var r *http.Request
+	if !b.tooLarge {
+		var err error
+		if r, err = c.newRequest(b, s.ctx); err != nil {
+			s.cancel()
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Cause: err}
+		}
 	}
-	r, err := c.newRequest(b)
-	if err != nil {
-		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Cause: err}
-	}
-	return c.startStream(id, r, b.endStream)
+	return c.startStream(s, r, b.endStream)
 }
 
 // malformed is a request RFC 9113 §8.1.1 calls malformed.
@@ -119,8 +123,8 @@ type malformed string
 func (m malformed) Error() string { return "malformed request: " + string(m) }
 
 // newRequest checks the block's fields as a request head and builds its
-// request (context, body and stream are set by startStream).
-func (c *Conn) newRequest(b *headerBlock) (*http.Request, error) {
+// request with context ctx (body and stream are set by startStream).
+func (c *Conn) newRequest(b *headerBlock, ctx context.Context) (*http.Request, error) {
 	var method, scheme, path, authority string
 	var seen [4]bool
 	h := make(http.Header, len(b.fields))
@@ -176,19 +180,19 @@ func (c *Conn) newRequest(b *headerBlock) (*http.Request, error) {
 	if cookies := h["Cookie"]; len(cookies) > 1 {
 		h["Cookie"] = []string{strings.Join(cookies, "; ")} // RFC 9113 §8.2.3
 	}
-	r := &http.Request{Method: method, Proto: "HTTP/2.0", ProtoMajor: 2, Header: h, Host: authority,
-		RequestURI: path, RemoteAddr: c.remote, TLS: c.tlsState, ContentLength: -1}
+	r := (&http.Request{Method: method, Proto: "HTTP/2.0", ProtoMajor: 2, Header: h, Host: authority,
+		RequestURI: path, RemoteAddr: c.remote, TLS: c.tlsState, ContentLength: -1}).WithContext(ctx)
 	if cl := h["Content-Length"]; len(cl) > 0 {
 		for _, v := range cl[1:] {
 			if v != cl[0] {
 				return nil, malformed("differing Content-Length values")
 			}
 		}
-		n, err := strconv.ParseUint(cl[0], 10, 63)
+		n, err := httpwire.ParseLength(cl[0]) // the HTTP/1.x path's rule
 		if err != nil {
 			return nil, malformed("invalid Content-Length")
 		}
-		r.ContentLength = int64(n)
+		r.ContentLength = n
 		h["Content-Length"] = cl[:1]
 	}
 	switch {

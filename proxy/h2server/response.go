@@ -48,11 +48,7 @@ func (w *responseWriter) bodyAllowed() bool {
 // writeHeadLocked writes the head; wmu is held.
 func (w *responseWriter) writeHeadLocked(end bool) {
 	w.headSent = true
-	if cl := w.header["Content-Length"]; len(cl) == 1 {
-		if n, err := httpwire.ParseLength(cl[0]); err == nil {
-			w.declared = n
-		}
-	}
+	w.declared = httpwire.DeclaredLength(w.header)
 	c := w.s.c
 	c.writeHeaderBlock(w.s.id, c.encodeHead(w.status, httpwire.HeadOnly(w.header)), end, c.peerMaxFrame())
 }
@@ -79,10 +75,8 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	if !w.bodyAllowed() {
 		return len(p), nil // HEAD, 204, 304: the body is dropped
 	}
-	if cl := w.header["Content-Length"]; !w.headSent && len(cl) == 1 {
-		if n, err := httpwire.ParseLength(cl[0]); err == nil {
-			w.declared = n
-		}
+	if !w.headSent {
+		w.declared = httpwire.DeclaredLength(w.header)
 	}
 	if w.declared >= 0 && w.written+int64(len(p)) > w.declared {
 		return 0, errBodyTooLong

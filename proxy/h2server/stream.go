@@ -40,14 +40,19 @@ type stream struct {
 	timer         *time.Timer
 }
 
-// startStream opens stream id with request r (nil: a header list too
-// large, answered 431) and runs its handler.
-func (c *Conn) startStream(id uint32, r *http.Request, end bool) error {
+// newStream makes stream id, its context a child of the connection's.
+func (c *Conn) newStream(id uint32) *stream {
 	s := &stream{c: c, id: id, declLen: -1, recvWindow: streamWindow}
 	s.cond.L = &c.mu
 	s.ctx, s.cancel = context.WithCancel(c.ctx)
+	return s
+}
+
+// startStream opens s with request r (whose context is s's; nil: a header
+// list too large, answered 431) and runs its handler.
+func (c *Conn) startStream(s *stream, r *http.Request, end bool) error {
+	id := s.id
 	if r != nil {
-		r = r.WithContext(s.ctx)
 		s.declLen, s.trailer = r.ContentLength, r.Trailer
 		if end {
 			r.Body = http.NoBody
@@ -107,9 +112,10 @@ func (c *Conn) startUpgraded(up *Upgrade) error {
 	}
 	c.maxClientID = 1
 	c.mu.Unlock()
-	r := *up.Request
+	s := c.newStream(1)
+	r := up.Request.WithContext(s.ctx)
 	r.Proto, r.ProtoMajor, r.ProtoMinor, r.Body, r.ContentLength = "HTTP/2.0", 2, 0, nil, 0
-	return c.startStream(1, &r, true)
+	return c.startStream(s, r, true)
 }
 
 // runStream serves one request and ends its stream.
@@ -157,8 +163,7 @@ func (c *Conn) handlerDone(s *stream) {
 	c.handlers--
 	if c.streams[s.id] == s {
 		if !s.remoteDone {
-			c.queueLocked(ctrlFrame{kind: ctrlReset, id: s.id, val: uint32(http2.ErrCodeNo)})
-			c.noteReset(s.id)
+			c.sendResetLocked(s.id, http2.ErrCodeNo)
 		}
 		c.removeLocked(s, nil)
 	}
@@ -177,8 +182,7 @@ func (c *Conn) handlerDone(s *stream) {
 func (c *Conn) resetStream(s *stream, code http2.ErrCode) {
 	c.mu.Lock()
 	if c.streams[s.id] == s {
-		c.queueLocked(ctrlFrame{kind: ctrlReset, id: s.id, val: uint32(code)})
-		c.noteReset(s.id)
+		c.sendResetLocked(s.id, code)
 		c.removeLocked(s, errClientGone)
 	}
 	c.mu.Unlock()
@@ -236,7 +240,10 @@ func (c *Conn) endRemoteLocked(s *stream) error {
 // client had already sent on them are dropped without another reset.
 const recentResets = 32
 
-func (c *Conn) noteReset(id uint32) {
+// sendResetLocked queues RST_STREAM for a stream terminator ends and
+// remembers it.
+func (c *Conn) sendResetLocked(id uint32, code http2.ErrCode) {
+	c.queueLocked(ctrlFrame{kind: ctrlReset, id: id, val: uint32(code)})
 	c.resetIDs[c.resetNext%recentResets] = id
 	c.resetNext++
 }

@@ -50,6 +50,9 @@ func (c *Conn) queueLocked(f ctrlFrame) {
 }
 
 func (c *Conn) queueFull() bool {
+	if !c.ctrlPending.Load() {
+		return false // the common case, checked per frame without mu
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.ctrl) > maxControlQueue

@@ -154,6 +154,17 @@ func ParseLength(v string) (int64, error) {
 	return strconv.ParseInt(v, 10, 64)
 }
 
+// DeclaredLength is the Content-Length a handler set in h: -1 when there
+// is none, more than one, or an invalid one.
+func DeclaredLength(h http.Header) int64 {
+	if cl := h["Content-Length"]; len(cl) == 1 {
+		if n, err := ParseLength(cl[0]); err == nil {
+			return n
+		}
+	}
+	return -1
+}
+
 // HopByHop reports whether a header field applies to one connection only
 // (RFC 9110 §7.6.1) and so is never forwarded.
 func HopByHop(key string) bool {
