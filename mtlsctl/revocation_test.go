@@ -123,6 +123,17 @@ func TestControlClientAlerts(t *testing.T) {
 			t.Errorf("%s: %v; want the alert %q", tc.reason, err, tc.alert)
 		}
 	}
+	// The server counts a refusal once its side of the handshake has
+	// failed, which under TLS 1.3 can be a moment after the client has
+	// read the alert: wait for the count rather than race it.
+	counted := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return refused["unknown_ca"] == 1 && refused["expired"] == 1
+	}
+	for deadline := time.Now().Add(2 * time.Second); !counted() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if refused["unknown_ca"] != 1 || refused["expired"] != 1 {
