@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math/big"
+	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -68,9 +69,18 @@ pools:
 	b := &instance{name: "B", ip: "127.0.0.2", admin: freePort(t), cfg: dir + "/b.yaml"}
 	write(a, "acme://a-only.test")
 	write(b, "acme://fleet.test")
-	for _, in := range []*instance{a, b} {
-		in.proc = startServe(t, in.cfg, "VAULT_TOKEN=root")
-	}
+	// Every name resolves to A, so A must be listening before B orders:
+	// Pebble validates at once, and a refused connection would push B's
+	// next attempt a minute away.
+	a.proc = startServe(t, a.cfg, "VAULT_TOKEN=root")
+	waitFor(t, 30*time.Second, "A listening", func() bool {
+		c, err := net.Dial("tcp", net.JoinHostPort(a.ip, fmt.Sprint(tlsPort)))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	b.proc = startServe(t, b.cfg, "VAULT_TOKEN=root")
 	serial := func(in *instance, name string) *big.Int {
 		s, err := handshake(fmt.Sprintf("%s:%d", in.ip, tlsPort), name)
 		if err != nil || !s.verifies(pebble.Roots(t), name) {
