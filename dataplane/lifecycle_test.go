@@ -105,10 +105,11 @@ func TestExpiredCertificateServedWithWarning(t *testing.T) {
 	if len(snap.Warnings) != 1 || !strings.Contains(snap.Warnings[0].String(), "listeners[0].default_tls_container_ref: certificate ref file://") || !strings.Contains(snap.Warnings[0].String(), "expired") {
 		t.Fatalf("want a warning naming the expired certificate, got %v", snap.Warnings)
 	}
-	if v := promtest.ToFloat64(h.mx.CertInvalid.WithLabelValues("web", "file://"+h.dir+"/site.pem")); v != 1 {
+	ref := "file://" + h.dir + "/site.pem"
+	if v := gathered(t, h.mx, "terminator_certificate_outside_validity", "listener", "web", "ref", ref); v != 1 {
 		t.Fatalf("terminator_certificate_outside_validity = %v, want 1", v)
 	}
-	if v := promtest.ToFloat64(h.mx.CertNotAfter.WithLabelValues("web", "old.example", "file://"+h.dir+"/site.pem")); v != float64(c.NotAfter.Unix()) {
+	if v := gathered(t, h.mx, "terminator_certificate_not_after_seconds", "listener", "web", "name", "old.example", "ref", ref); v != float64(c.NotAfter.Unix()) {
 		t.Fatalf("not-after metric = %v", v)
 	}
 	conn, err := tls.Dial("tcp", h.addr("127.0.0.1:0"), &tls.Config{InsecureSkipVerify: true, ServerName: "old.example"})
@@ -275,4 +276,38 @@ func TestShutdownBoundsOldGenerations(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("shutdown took %v with a 300ms deadline: an old generation was not bounded", d)
 	}
+}
+
+// gathered returns the value of the one gauge series named name whose
+// labels are the given name/value pairs, failing when there is not exactly
+// one.
+func gathered(t *testing.T, mx *metrics.Metrics, name string, labels ...string) float64 {
+	t.Helper()
+	families, err := mx.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []float64
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if got[labels[i]] != labels[i+1] {
+					continue series
+				}
+			}
+			found = append(found, m.GetGauge().GetValue())
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%s%v: %d series, want 1", name, labels, len(found))
+	}
+	return found[0]
 }

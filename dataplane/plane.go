@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"net"
 	"sync"
@@ -233,25 +234,30 @@ func (p *Plane) apply(ctx context.Context, cfg *config.Config) error {
 func (p *Plane) publish(snap *Snapshot) {
 	mx := p.opts.Metrics
 	mx.Generation.Set(float64(snap.Generation))
-	mx.CertNotAfter.Reset()
-	mx.CertInvalid.Reset()
-	now := p.opts.Now()
-	for _, ls := range snap.Listeners {
-		for _, b := range ls.Bundles {
-			for _, name := range b.Names {
-				mx.CertNotAfter.WithLabelValues(ls.Key, name, b.Ref).Set(float64(b.Leaf.NotAfter.Unix()))
-			}
-			invalid := 0.0
-			if b.CheckValidity(now) != nil {
-				invalid = 1
-			}
-			mx.CertInvalid.WithLabelValues(ls.Key, b.Ref).Set(invalid)
-		}
-	}
+	mx.Certificates.Set(servedCertificates(snap), p.opts.Now)
 	for _, w := range snap.Warnings {
 		p.opts.Logger.Warn("configuration warning", "path", w.Path, "problem", w.Message)
 	}
 	p.opts.Logger.Info("snapshot applied", "generation", snap.Generation, "listeners", len(snap.Listeners), "udp_listeners", len(snap.UDP))
+}
+
+// servedCertificates yields each listener's bundles once (a listener with
+// additional binds appears in snap.Listeners once per bind).
+func servedCertificates(snap *Snapshot) iter.Seq[metrics.ServedCertificate] {
+	return func(yield func(metrics.ServedCertificate) bool) {
+		seen := map[string]bool{}
+		for _, ls := range snap.Listeners {
+			if seen[ls.Key] {
+				continue
+			}
+			seen[ls.Key] = true
+			for _, b := range ls.Bundles {
+				if !yield(metrics.ServedCertificate{Listener: ls.Key, Ref: b.Ref, Names: b.Names, NotBefore: b.Leaf.NotBefore, NotAfter: b.Leaf.NotAfter}) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // Shutdown stops accepting on every listener and waits, at most until ctx is

@@ -24,8 +24,7 @@ type Metrics struct {
 	Retries           *prometheus.CounterVec // pool
 	RequestSeconds    *prometheus.HistogramVec
 
-	CertNotAfter  *prometheus.GaugeVec // listener, name, ref
-	CertInvalid   *prometheus.GaugeVec // listener, ref: 1 when served while expired or not yet valid
+	Certificates  *Certificates // computed at scrape time from the serving snapshot
 	Reloads       *prometheus.CounterVec
 	ReloadFailing prometheus.Gauge
 	// UpgradesFailed counts binary upgrades (SIGUSR2) whose new binary
@@ -80,12 +79,7 @@ func New() *Metrics {
 			Name: "terminator_request_duration_seconds", Help: "Time from request to the end of the response.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"listener"}),
-		CertNotAfter: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "terminator_certificate_not_after_seconds", Help: "Expiry (Unix time) of each certificate served, by listener and name.",
-		}, []string{"listener", "name", "ref"}),
-		CertInvalid: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "terminator_certificate_outside_validity", Help: "1 for a certificate served although expired or not yet valid.",
-		}, []string{"listener", "ref"}),
+		Certificates: newCertificates(),
 		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "terminator_reloads_total", Help: "Configuration and certificate reloads by result.",
 		}, []string{"result"}),
@@ -130,7 +124,7 @@ func New() *Metrics {
 
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ConnectionsActive, m.ConnectionsTotal, m.Handshakes, m.HandshakeFailures, m.Requests, m.MemberRequests,
-		m.BytesIn, m.BytesOut, m.MemberErrors, m.RequestSeconds, m.CertNotAfter, m.CertInvalid,
+		m.BytesIn, m.BytesOut, m.MemberErrors, m.RequestSeconds, m.Certificates,
 		m.Reloads, m.ReloadFailing, m.LastReload, m.Generation,
 	)
 	return m
