@@ -18,19 +18,32 @@ import (
 
 // Bundle is a validated certificate with its key and ordered chain. It is
 // immutable: nothing may modify a Bundle or its TLS certificate once built.
+//
+// A bundle is compact: it keeps the leaf's DER and the few facts serving
+// needs (names, validity, CA flag, fitness as a server certificate), not the
+// parsed x509.Certificate, which is about 2.5 KiB more per certificate and
+// dense with pointers the garbage collector must trace (a listener may hold
+// 100,000 bundles). Leaf parses the certificate again when the rest is
+// needed.
 type Bundle struct {
 	// Ref is the reference the bundle was loaded from.
 	Ref string
-	// Leaf is the serving certificate.
-	Leaf *x509.Certificate
 	// Chain holds the intermediates in order, leaf's issuer first. A
 	// self-signed root given with the bundle is kept at the end.
 	Chain []*x509.Certificate
-	// TLS is ready for crypto/tls: the DER chain, the key and Leaf.
+	// TLS is ready for crypto/tls: the DER chain (leaf first) and the key.
+	// Its Leaf is nil; a copy that needs it (for SupportsCertificate) sets
+	// it from Leaf.
 	TLS *tls.Certificate
 	// Names are the host names served: lower-cased DNS SANs, or the CN when
 	// the certificate has no DNS SAN (as haproxy does).
 	Names []string
+	// NotBefore and NotAfter bound the leaf's validity.
+	NotBefore, NotAfter time.Time
+	// IsCA is set for a CA certificate (basicConstraints CA:TRUE).
+	IsCA bool
+	// serverUse is CheckServerUse's answer, found while the leaf was parsed.
+	serverUse error
 }
 
 // Assemble validates a certificate, key and intermediates and returns them
@@ -62,23 +75,39 @@ func Assemble(ref string, leaf *x509.Certificate, key crypto.PrivateKey, interme
 		der = append(der, c.Raw)
 	}
 	return &Bundle{
-		Ref:   ref,
-		Leaf:  leaf,
-		Chain: chain,
-		TLS:   &tls.Certificate{Certificate: der, PrivateKey: key, Leaf: leaf},
-		Names: names,
+		Ref:       ref,
+		Chain:     chain,
+		TLS:       &tls.Certificate{Certificate: der, PrivateKey: key},
+		Names:     names,
+		NotBefore: leaf.NotBefore,
+		NotAfter:  leaf.NotAfter,
+		IsCA:      leaf.IsCA,
+		serverUse: checkServerUse(ref, leaf),
 	}, nil
+}
+
+// Leaf parses the leaf certificate from its DER, afresh on each call (tens
+// of microseconds): callers keep the result for as long as they need it
+// and never call Leaf per handshake or per request.
+func (b *Bundle) Leaf() *x509.Certificate {
+	c, err := x509.ParseCertificate(b.TLS.Certificate[0])
+	if err != nil { // Assemble parsed these very bytes
+		panic(fmt.Sprintf("certs: bundle %s: leaf no longer parses: %v", b.Ref, err))
+	}
+	return c
 }
 
 // Fingerprint is the SHA-256 of the leaf certificate, hex-encoded.
 func (b *Bundle) Fingerprint() string {
-	sum := sha256.Sum256(b.Leaf.Raw)
+	sum := sha256.Sum256(b.TLS.Certificate[0])
 	return hex.EncodeToString(sum[:])
 }
 
-// KeyType describes the key, for example "ECDSA P-256" or "RSA 2048".
+// KeyType describes the key, for example "ECDSA P-256" or "RSA 2048". The
+// key's public half is the leaf's (Assemble checked).
 func (b *Bundle) KeyType() string {
-	switch k := b.Leaf.PublicKey.(type) {
+	pub := b.TLS.PrivateKey.(crypto.Signer).Public()
+	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
 		return "ECDSA " + k.Curve.Params().Name
 	case *rsa.PublicKey:
@@ -86,7 +115,7 @@ func (b *Bundle) KeyType() string {
 	case ed25519.PublicKey:
 		return "Ed25519"
 	}
-	return fmt.Sprintf("%T", b.Leaf.PublicKey)
+	return fmt.Sprintf("%T", pub)
 }
 
 // CheckValidity returns an error when the certificate is expired or not yet
@@ -94,10 +123,10 @@ func (b *Bundle) KeyType() string {
 // but callers must say so loudly.
 func (b *Bundle) CheckValidity(now time.Time) error {
 	switch {
-	case now.After(b.Leaf.NotAfter):
-		return fmt.Errorf("certificate ref %s: certificate expired at %s", b.Ref, b.Leaf.NotAfter.UTC().Format(time.RFC3339))
-	case now.Before(b.Leaf.NotBefore):
-		return fmt.Errorf("certificate ref %s: certificate is not valid before %s", b.Ref, b.Leaf.NotBefore.UTC().Format(time.RFC3339))
+	case now.After(b.NotAfter):
+		return fmt.Errorf("certificate ref %s: certificate expired at %s", b.Ref, b.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(b.NotBefore):
+		return fmt.Errorf("certificate ref %s: certificate is not valid before %s", b.Ref, b.NotBefore.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
@@ -107,11 +136,12 @@ func (b *Bundle) CheckValidity(now time.Time) error {
 // without serverAuth, or a key usage without digitalSignature,
 // keyEncipherment or keyAgreement, as CA certificates have (OpenSSL's
 // X509_PURPOSE_SSL_SERVER check; Go's client checks the extended usage).
-func (b *Bundle) CheckServerUse() error {
-	c := b.Leaf
+func (b *Bundle) CheckServerUse() error { return b.serverUse }
+
+func checkServerUse(ref string, c *x509.Certificate) error {
 	if len(c.ExtKeyUsage) > 0 || len(c.UnknownExtKeyUsage) > 0 {
 		if !slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageServerAuth) && !slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageAny) {
-			return fmt.Errorf("certificate ref %s: its extended key usage lacks serverAuth; TLS clients refuse it as a server certificate (unsuitable certificate purpose)", b.Ref)
+			return fmt.Errorf("certificate ref %s: its extended key usage lacks serverAuth; TLS clients refuse it as a server certificate (unsuitable certificate purpose)", ref)
 		}
 	}
 	if c.KeyUsage != 0 && c.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment|x509.KeyUsageKeyAgreement) == 0 {
@@ -119,7 +149,7 @@ func (b *Bundle) CheckServerUse() error {
 		if c.IsCA {
 			what = "it is a CA certificate whose key usage"
 		}
-		return fmt.Errorf("certificate ref %s: %s allows no TLS server use (no digitalSignature or keyEncipherment); clients refuse it (unsuitable certificate purpose)", b.Ref, what)
+		return fmt.Errorf("certificate ref %s: %s allows no TLS server use (no digitalSignature or keyEncipherment); clients refuse it (unsuitable certificate purpose)", ref, what)
 	}
 	return nil
 }

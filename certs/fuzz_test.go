@@ -30,7 +30,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte{0x30, 0x82, 0x01}, []byte("x"))
 	f.Fuzz(func(t *testing.T, data, pass []byte) {
 		b, err := certs.Parse("fuzz", data, pass)
-		if err == nil && (b == nil || b.Leaf == nil || len(b.Names) == 0) {
+		if err == nil && (b == nil || b.Leaf() == nil || len(b.Names) == 0) {
 			t.Fatalf("nil error with incomplete bundle %+v", b)
 		}
 	})

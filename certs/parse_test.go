@@ -112,21 +112,21 @@ func TestParseFormats(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parse: %v", err)
 			}
-			if !b.Leaf.Equal(c.leaf) && !b.Leaf.Equal(rsaChain.leaf) {
-				t.Fatalf("leaf is %q, want the shop certificate", b.Leaf.Subject)
+			if !b.Leaf().Equal(c.leaf) && !b.Leaf().Equal(rsaChain.leaf) {
+				t.Fatalf("leaf is %q, want the shop certificate", b.Leaf().Subject)
 			}
 			if len(b.Chain) != tc.chainLen {
 				t.Fatalf("chain has %d certificates, want %d", len(b.Chain), tc.chainLen)
 			}
 			// The chain is in order: each certificate is issued by the next.
-			prev := b.Leaf
+			prev := b.Leaf()
 			for _, ic := range b.Chain {
 				if err := prev.CheckSignatureFrom(ic); err != nil {
 					t.Fatalf("chain out of order at %q: %v", ic.Subject, err)
 				}
 				prev = ic
 			}
-			if len(b.TLS.Certificate) != 1+tc.chainLen || !bytes.Equal(b.TLS.Certificate[0], b.Leaf.Raw) {
+			if len(b.TLS.Certificate) != 1+tc.chainLen || !bytes.Equal(b.TLS.Certificate[0], b.Leaf().Raw) {
 				t.Fatalf("tls.Certificate chain wrong: %d entries", len(b.TLS.Certificate))
 			}
 			if tc.wantNames != nil && strings.Join(b.Names, ",") != strings.Join(tc.wantNames, ",") {

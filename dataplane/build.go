@@ -339,7 +339,7 @@ func (b *builder) serving(path, ref string, now time.Time) *certs.Bundle {
 		b.errorf(path, "%v", err)
 		return nil
 	}
-	if bd.Leaf.IsCA {
+	if bd.IsCA {
 		b.warns = append(b.warns, config.Problem{Path: path, Message: "certificate ref " + ref + ": is a CA certificate (basicConstraints CA:TRUE); serve a leaf issued by it instead"})
 	}
 	return bd
@@ -396,8 +396,10 @@ func (b *builder) poolTLS(path string, p *config.Pool) (*tls.Config, string) {
 		if f := b.bundles[ref]; f.err != nil {
 			b.errorf(path+".tls_container_ref", "%v", f.err)
 		} else {
-			cfg.Certificates = []tls.Certificate{*f.bundle.TLS}
-			key.Write(f.bundle.Leaf.Raw)
+			c := *f.bundle.TLS
+			c.Leaf = f.bundle.Leaf() // for SupportsCertificate when a member asks for a client certificate
+			cfg.Certificates = []tls.Certificate{c}
+			key.Write(c.Certificate[0])
 		}
 	}
 	if ref := p.CATLSContainerRef; ref != "" {

@@ -252,7 +252,7 @@ func servedCertificates(snap *Snapshot) iter.Seq[metrics.ServedCertificate] {
 			}
 			seen[ls.Key] = true
 			for _, b := range ls.Bundles {
-				if !yield(metrics.ServedCertificate{Listener: ls.Key, Ref: b.Ref, Names: b.Names, NotBefore: b.Leaf.NotBefore, NotAfter: b.Leaf.NotAfter}) {
+				if !yield(metrics.ServedCertificate{Listener: ls.Key, Ref: b.Ref, Names: b.Names, NotBefore: b.NotBefore, NotAfter: b.NotAfter}) {
 					return
 				}
 			}

@@ -103,11 +103,11 @@ func (s *Server) snapshot() (*config.Config, uint64) {
 
 func (s *Server) getStatus(w http.ResponseWriter, _ *http.Request) error {
 	cfg, v := s.snapshot()
-	leaf := s.cert.Load().Leaf
+	own := s.cert.Load()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"build": s.opts.Build, "config_version": v, "uptime_seconds": int(time.Since(s.started).Seconds()),
 		"listeners": len(cfg.Listeners), "pools": len(cfg.Pools),
-		"control_certificate": map[string]any{"subject": leaf.Subject.String(), "not_after": leaf.NotAfter},
+		"control_certificate": map[string]any{"subject": own.Leaf().Subject.String(), "not_after": own.NotAfter},
 	})
 	return nil
 }
@@ -266,7 +266,7 @@ func (s *Server) getCertificates(w http.ResponseWriter, _ *http.Request) error {
 	leaf := s.cert.Load()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"in_use":  s.opts.Plane.Certificates(),
-		"control": CertInfo{Listener: "control", Ref: leaf.Ref, Names: leaf.Names, NotAfter: leaf.Leaf.NotAfter, Fingerprint: leaf.Fingerprint(), KeyType: leaf.KeyType()},
+		"control": CertInfo{Listener: "control", Ref: leaf.Ref, Names: leaf.Names, NotAfter: leaf.NotAfter, Fingerprint: leaf.Fingerprint(), KeyType: leaf.KeyType()},
 	})
 	return nil
 }
@@ -307,7 +307,7 @@ func (s *Server) putCertificate(w http.ResponseWriter, r *http.Request) error {
 		warnings = append(warnings, err.Error())
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{
-		"ref": ref, "names": b.Names, "not_after": b.Leaf.NotAfter, "sha256": b.Fingerprint(), "key_type": b.KeyType(), "warnings": warnings,
+		"ref": ref, "names": b.Names, "not_after": b.NotAfter, "sha256": b.Fingerprint(), "key_type": b.KeyType(), "warnings": warnings,
 	})
 	return nil
 }
@@ -326,8 +326,8 @@ func (s *Server) putOwnCertificate(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return badRequest("invalid_certificate", "the certificate was not installed: "+err.Error(), nil)
 	}
-	s.log.Info("control API: server certificate rotated", "subject", b.Leaf.Subject.String(), "not_after", b.Leaf.NotAfter)
-	writeJSON(w, http.StatusOK, map[string]any{"names": b.Names, "not_after": b.Leaf.NotAfter, "sha256": b.Fingerprint()})
+	s.log.Info("control API: server certificate rotated", "subject", b.Leaf().Subject.String(), "not_after", b.NotAfter)
+	writeJSON(w, http.StatusOK, map[string]any{"names": b.Names, "not_after": b.NotAfter, "sha256": b.Fingerprint()})
 	return nil
 }
 

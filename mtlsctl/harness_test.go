@@ -47,7 +47,7 @@ func (p planeAdapter) Certificates() []mtlsctl.CertInfo {
 	if s := p.Current(); s != nil {
 		for _, ls := range s.Listeners {
 			for _, b := range ls.Bundles {
-				out = append(out, mtlsctl.CertInfo{Listener: ls.Key, Ref: b.Ref, Names: b.Names, NotAfter: b.Leaf.NotAfter})
+				out = append(out, mtlsctl.CertInfo{Listener: ls.Key, Ref: b.Ref, Names: b.Names, NotAfter: b.NotAfter})
 			}
 		}
 	}

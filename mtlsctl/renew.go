@@ -25,9 +25,9 @@ func (s *Server) renewDelay() time.Duration {
 	if s.opts.Signer == nil {
 		return time.Hour
 	}
-	leaf := s.cert.Load().Leaf
-	life := leaf.NotAfter.Sub(leaf.NotBefore)
-	at := leaf.NotBefore.Add(life * 2 / 3)
+	b := s.cert.Load()
+	life := b.NotAfter.Sub(b.NotBefore)
+	at := b.NotBefore.Add(life * 2 / 3)
 	jitter := time.Duration((rand.Float64() - 0.5) * 0.1 * float64(life))
 	return max(time.Until(at.Add(jitter)), 0)
 }
@@ -45,7 +45,7 @@ func (s *Server) renewValidity() time.Duration {
 // result. The private key never leaves the process except into the state
 // directory (0600), so a restart keeps serving it.
 func (s *Server) renew(ctx context.Context) error {
-	cn := s.cert.Load().Leaf.Subject.CommonName
+	cn := s.cert.Load().Leaf().Subject.CommonName
 	if r := s.opts.Control.Renew; r != nil && r.CommonName != "" {
 		cn = r.CommonName
 	}
@@ -69,7 +69,7 @@ func (s *Server) renew(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("control API: server certificate renewed", "cn", cn, "not_after", b.Leaf.NotAfter)
+	s.log.Info("control API: server certificate renewed", "cn", cn, "not_after", b.NotAfter)
 	return nil
 }
 
@@ -82,7 +82,7 @@ func (s *Server) install(data, passphrase []byte) (*certs.Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(b.Leaf.ExtKeyUsage) > 0 && !containsUsage(b.Leaf.ExtKeyUsage, x509.ExtKeyUsageServerAuth) {
+	if eku := b.Leaf().ExtKeyUsage; len(eku) > 0 && !containsUsage(eku, x509.ExtKeyUsageServerAuth) {
 		return nil, errors.New("certificate is not for server authentication (extended key usage lacks serverAuth)")
 	}
 	if err := b.CheckValidity(time.Now()); err != nil {
@@ -101,7 +101,7 @@ func (s *Server) install(data, passphrase []byte) (*certs.Bundle, error) {
 
 // bundlePEM renders a bundle as one PEM: leaf, chain, unencrypted key.
 func bundlePEM(b *certs.Bundle) ([]byte, error) {
-	out := pki.CertPEM(append([]*x509.Certificate{b.Leaf}, b.Chain...)...)
+	out := pki.CertPEM(append([]*x509.Certificate{b.Leaf()}, b.Chain...)...)
 	signer, ok := b.TLS.PrivateKey.(crypto.Signer)
 	if !ok {
 		return nil, errors.New("unsupported key")

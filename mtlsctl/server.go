@@ -204,7 +204,7 @@ func Check(ctx context.Context, c config.Control, mgr certs.Manager) []error {
 func (s *Server) setCert(b *certs.Bundle) {
 	s.cert.Store(b)
 	if s.opts.OnCertificate != nil {
-		s.opts.OnCertificate(b.Leaf.Subject.CommonName, b.Leaf.NotAfter)
+		s.opts.OnCertificate(b.Leaf().Subject.CommonName, b.NotAfter)
 	}
 }
 
@@ -344,7 +344,7 @@ func (s *Server) Run(ctx context.Context) {
 				continue
 			}
 			if err := s.renew(ctx); err != nil {
-				s.log.Error("control API: renewing the server certificate failed; retrying", "err", err, "retry_in", backoff, "not_after", s.cert.Load().Leaf.NotAfter)
+				s.log.Error("control API: renewing the server certificate failed; retrying", "err", err, "retry_in", backoff, "not_after", s.cert.Load().NotAfter)
 				renew.Reset(backoff)
 				backoff = min(2*backoff, 30*time.Minute)
 				continue

@@ -1,6 +1,7 @@
 package sni_test
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
@@ -119,7 +120,7 @@ func TestSelection(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !got.Equal(tc.want.Leaf) {
+			if !got.Equal(tc.want.Leaf()) {
 				t.Fatalf("served %v (%T), want %v", got.DNSNames, got.PublicKey, tc.want.Names)
 			}
 		})
@@ -137,7 +138,7 @@ func TestDefaultTwinForRSAOnlyClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.Equal(rsa.Leaf) {
+	if !got.Equal(rsa.Leaf()) {
 		t.Fatal("an RSA-only client without SNI did not get the RSA twin of the default")
 	}
 }
@@ -251,5 +252,40 @@ func BenchmarkLookup10k(b *testing.B) {
 		if _, err := store.GetCertificate(hellos[i&1023]); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestChoiceParsesNothing: bundles keep no parsed leaf, but a name with a
+// choice (ECDSA and RSA) is decided by SupportsCertificate, which parses
+// the leaf when it is missing. The store gives those candidates their
+// leaf once, so the per-handshake choice costs only SupportsCertificate's
+// own checks (17 allocations here; 106 when it parses).
+func TestChoiceParsesNothing(t *testing.T) {
+	ca := testutil.CA(t, "ca")
+	ec := bundle(t, ca, pki.ECDSAP256, "shop.example")
+	rsa := bundle(t, ca, pki.RSA2048, "shop.example")
+	other := bundle(t, ca, pki.ECDSAP256, "other.example")
+	store, err := sni.NewStore(other, []*certs.Bundle{ec, rsa}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ec.TLS.Leaf != nil || rsa.TLS.Leaf != nil {
+		t.Fatal("the store modified a bundle's certificate")
+	}
+	rsaOnly := &tls.ClientHelloInfo{
+		ServerName:        "shop.example",
+		CipherSuites:      []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256},
+		SupportedCurves:   []tls.CurveID{tls.X25519},
+		SignatureSchemes:  []tls.SignatureScheme{tls.PSSWithSHA256, tls.PKCS1WithSHA256},
+		SupportedVersions: []uint16{tls.VersionTLS12},
+		SupportedPoints:   []uint8{0},
+	}
+	var got *tls.Certificate
+	allocs := testing.AllocsPerRun(50, func() { got, _ = store.GetCertificate(rsaOnly) })
+	if got == nil || !bytes.Equal(got.Certificate[0], rsa.TLS.Certificate[0]) {
+		t.Fatal("an RSA-only client did not get the RSA certificate")
+	}
+	if allocs > 30 {
+		t.Fatalf("choosing between two certificates allocated %.0f times per handshake (106 when the leaf is parsed each time)", allocs)
 	}
 }

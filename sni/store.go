@@ -70,7 +70,41 @@ func NewStore(def *certs.Bundle, sniBundles []*certs.Bundle, strict bool) (*Stor
 		}
 	}
 	s.def = append(s.def[:1:1], sortedByKey(s.def[1:])...)
+	s.withLeaves(all)
 	return s, nil
+}
+
+// withLeaves gives the certificates of every name with a choice a parsed
+// Leaf: choose asks SupportsCertificate, which would otherwise parse the
+// certificate on each handshake. Bundles keep no parsed leaf (see
+// certs.Bundle), so copies are made, once per certificate, for those names
+// only.
+func (s *Store) withLeaves(all []*certs.Bundle) {
+	leafed := map[*tls.Certificate]*tls.Certificate{}
+	byTLS := make(map[*tls.Certificate]*certs.Bundle, len(all))
+	for _, b := range all {
+		byTLS[b.TLS] = b
+	}
+	fill := func(cands []*tls.Certificate) {
+		if len(cands) < 2 {
+			return
+		}
+		for i, c := range cands {
+			if leafed[c] == nil {
+				cp := *c
+				cp.Leaf = byTLS[c].Leaf()
+				leafed[c] = &cp
+			}
+			cands[i] = leafed[c]
+		}
+	}
+	for _, cands := range s.exact {
+		fill(cands)
+	}
+	for _, cands := range s.wildcard {
+		fill(cands)
+	}
+	fill(s.def)
 }
 
 // Bundles returns the bundles the store serves, the default first. The
@@ -136,8 +170,8 @@ func sortedByKey(list []*tls.Certificate) []*tls.Certificate {
 }
 
 func keyRank(c *tls.Certificate) int {
-	switch c.Leaf.PublicKey.(type) {
-	case ed25519.PublicKey, *ecdsa.PublicKey:
+	switch c.PrivateKey.(type) {
+	case ed25519.PrivateKey, *ecdsa.PrivateKey:
 		return 0
 	}
 	return 1

@@ -152,8 +152,8 @@ func TestPlaceholderUntilIssued(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if time.Since(start) > time.Second || !strings.Contains(b.Leaf.Subject.Organization[0], "pending") {
-		t.Fatalf("Bundle took %s and returned %v, want a placeholder at once", time.Since(start), b.Leaf.Subject)
+	if time.Since(start) > time.Second || !strings.Contains(b.Leaf().Subject.Organization[0], "pending") {
+		t.Fatalf("Bundle took %s and returned %v, want a placeholder at once", time.Since(start), b.Leaf().Subject)
 	}
 	m.Watch([]string{ref})
 	done := make(chan struct{})
@@ -171,7 +171,7 @@ func TestPlaceholderUntilIssued(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no reload asked for after another instance stored the certificate")
 	}
-	if b, _ := m.Bundle(ctx, ref); b.Leaf.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
+	if b, _ := m.Bundle(ctx, ref); b.Leaf().SerialNumber.Cmp(leaf.SerialNumber) != 0 {
 		t.Fatal("the stored certificate is not served")
 	}
 	cancel()

@@ -56,7 +56,7 @@ func (m *Manager) reread(ctx context.Context, e *entry, now time.Time) {
 		return
 	}
 	if e.bundle != old {
-		m.log.Info("ACME certificate taken from the store", "ref", e.ref, "not_after", e.bundle.Leaf.NotAfter)
+		m.log.Info("ACME certificate taken from the store", "ref", e.ref, "not_after", e.bundle.NotAfter)
 		e.lastErr, e.failures, e.retryAt = nil, 0, time.Time{}
 		m.status(e)
 		m.notify()
@@ -73,10 +73,10 @@ func (m *Manager) adopt(e *entry, data []byte, now time.Time) error {
 	if err := covers(b, e.names); err != nil {
 		return err
 	}
-	if !now.Before(b.Leaf.NotAfter) {
-		return fmt.Errorf("expired at %s", b.Leaf.NotAfter.Format(time.RFC3339))
+	if !now.Before(b.NotAfter) {
+		return fmt.Errorf("expired at %s", b.NotAfter.Format(time.RFC3339))
 	}
-	if !e.placeholder && e.bundle != nil && !b.Leaf.NotAfter.After(e.bundle.Leaf.NotAfter) {
+	if !e.placeholder && e.bundle != nil && !b.NotAfter.After(e.bundle.NotAfter) {
 		e.stored = data
 		return nil // not newer than what is served
 	}
@@ -90,8 +90,9 @@ func (m *Manager) adopt(e *entry, data []byte, now time.Time) error {
 
 // covers checks that b serves every name.
 func covers(b *certs.Bundle, names []string) error {
+	leaf := b.Leaf()
 	for _, n := range names {
-		if b.Leaf.VerifyHostname(n) != nil {
+		if leaf.VerifyHostname(n) != nil {
 			return fmt.Errorf("the stored certificate does not cover %s", n)
 		}
 	}
@@ -101,8 +102,8 @@ func covers(b *certs.Bundle, names []string) error {
 // renewAt is two thirds into the certificate's lifetime, minus up to 2%
 // jitter so that a fleet's names do not all renew in the same second.
 func renewAt(b *certs.Bundle) time.Time {
-	life := b.Leaf.NotAfter.Sub(b.Leaf.NotBefore)
-	return b.Leaf.NotBefore.Add(life*2/3 - time.Duration(rand.Float64()*0.02*float64(life)))
+	life := b.NotAfter.Sub(b.NotBefore)
+	return b.NotBefore.Add(life*2/3 - time.Duration(rand.Float64()*0.02*float64(life)))
 }
 
 // obtain issues a certificate for e under the store's lock for its names,
@@ -151,7 +152,7 @@ func (m *Manager) obtain(ctx context.Context, e *entry) {
 		m.failed(e, fmt.Errorf("the CA's certificate: %w", err), now)
 		return
 	}
-	m.log.Info("ACME certificate obtained", "ref", e.ref, "names", e.names, "not_after", e.bundle.Leaf.NotAfter, "renew_at", e.renewAt)
+	m.log.Info("ACME certificate obtained", "ref", e.ref, "names", e.names, "not_after", e.bundle.NotAfter, "renew_at", e.renewAt)
 	e.lastErr, e.failures, e.retryAt, e.staleSince = nil, 0, time.Time{}, time.Time{}
 	m.notify()
 }
@@ -167,7 +168,7 @@ func (m *Manager) failed(e *entry, err error, now time.Time) {
 	e.lastErr = err
 	base := time.Minute
 	if !e.placeholder {
-		if life := e.bundle.Leaf.NotAfter.Sub(e.bundle.Leaf.NotBefore) / 20; life < base {
+		if life := e.bundle.NotAfter.Sub(e.bundle.NotBefore) / 20; life < base {
 			base = max(life, time.Second)
 		}
 	}

@@ -311,7 +311,7 @@ func (m *Manager) status(e *entry) {
 	}
 	var notAfter time.Time
 	if !e.placeholder {
-		notAfter = e.bundle.Leaf.NotAfter
+		notAfter = e.bundle.NotAfter
 	}
 	m.opts.OnStatus(e.ref, e.lastErr, e.staleSince, notAfter)
 }

@@ -3,6 +3,7 @@ package acme
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -10,8 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ocsp"
-
-	"github.com/terminator-proxy/terminator/certs"
 )
 
 // maxOCSPResponse bounds what a responder may send (real ones are < 4 KiB).
@@ -23,14 +22,15 @@ const maxOCSPResponse = 64 << 10
 func (m *Manager) staple(ctx context.Context, e *entry) {
 	b := e.bundle
 	now := time.Now()
-	if len(b.Leaf.OCSPServer) == 0 || len(b.Chain) == 0 {
-		e.ocspAt = b.Leaf.NotAfter // nothing to staple
+	leaf := b.Leaf()
+	if len(leaf.OCSPServer) == 0 || len(b.Chain) == 0 {
+		e.ocspAt = b.NotAfter // nothing to staple
 		return
 	}
-	raw, resp, err := m.fetchOCSP(ctx, b)
+	raw, resp, err := m.fetchOCSP(ctx, leaf, b.Chain[0])
 	if err != nil {
 		e.ocspAt = now.Add(min(m.opts.Check, 5*time.Minute))
-		m.log.Warn("OCSP response not fetched; retrying", "ref", e.ref, "responder", b.Leaf.OCSPServer[0], "err", err)
+		m.log.Warn("OCSP response not fetched; retrying", "ref", e.ref, "responder", leaf.OCSPServer[0], "err", err)
 		return
 	}
 	switch resp.Status {
@@ -64,15 +64,14 @@ func (m *Manager) staple(ctx context.Context, e *entry) {
 
 // fetchOCSP asks the certificate's responder about it and checks the
 // answer's signature against the issuer.
-func (m *Manager) fetchOCSP(ctx context.Context, b *certs.Bundle) ([]byte, *ocsp.Response, error) {
-	issuer := b.Chain[0]
-	req, err := ocsp.CreateRequest(b.Leaf, issuer, nil)
+func (m *Manager) fetchOCSP(ctx context.Context, leaf, issuer *x509.Certificate) ([]byte, *ocsp.Response, error) {
+	req, err := ocsp.CreateRequest(leaf, issuer, nil)
 	if err != nil {
 		return nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, b.Leaf.OCSPServer[0], bytes.NewReader(req))
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, leaf.OCSPServer[0], bytes.NewReader(req))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -92,7 +91,7 @@ func (m *Manager) fetchOCSP(ctx context.Context, b *certs.Bundle) ([]byte, *ocsp
 	if len(raw) > maxOCSPResponse {
 		return nil, nil, errors.New("response larger than 64 KiB")
 	}
-	resp, err := ocsp.ParseResponseForCert(raw, b.Leaf, issuer)
+	resp, err := ocsp.ParseResponseForCert(raw, leaf, issuer)
 	if err != nil {
 		return nil, nil, fmt.Errorf("invalid response: %w", err)
 	}

@@ -66,7 +66,7 @@ func TestLayouts(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", ref, err)
 		}
-		if !b.Leaf.Equal(leaf) {
+		if !b.Leaf().Equal(leaf) {
 			t.Fatalf("%s: wrong leaf", ref)
 		}
 		if ref != "file://"+dir+"/shop.p12" && len(b.Chain) != 1 {
@@ -141,7 +141,7 @@ func TestWatchAtomicReplaceAndNoise(t *testing.T) {
 	testutil.WriteAtomic(t, filepath.Join(dir, "site.pem"), append(pki.CertPEM(c2), testutil.KeyPEM(t, k2)...))
 	waitChange(t, m, 3*time.Second, "an atomic replace")
 	b, err := m.Bundle(t.Context(), ref)
-	if err != nil || !b.Leaf.Equal(c2) {
+	if err != nil || !b.Leaf().Equal(c2) {
 		t.Fatalf("new certificate not read: %v", err)
 	}
 }
@@ -189,7 +189,7 @@ func TestWatchKubernetesSymlinkSwap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if second.Leaf.Equal(first.Leaf) {
+	if second.Leaf().Equal(first.Leaf()) {
 		t.Fatal("the swapped certificate was not read")
 	}
 }

@@ -164,7 +164,7 @@ func TestKVv1PKCS12AndFieldOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !b.Leaf.Equal(c) {
+	if !b.Leaf().Equal(c) {
 		t.Fatal("wrong certificate from the PKCS#12 field")
 	}
 	kvPut(t, "tls/custom", map[string]any{"crt": string(pki.CertPEM(c)), "k": string(tu.KeyPEM(t, k))})

@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -43,9 +44,9 @@ func (m *Manager) notify() {
 
 // renewAt is two thirds into the certificate's lifetime, ±5% jitter.
 func renewAt(b *certs.Bundle) time.Time {
-	life := b.Leaf.NotAfter.Sub(b.Leaf.NotBefore)
+	life := b.NotAfter.Sub(b.NotBefore)
 	jitter := time.Duration((rand.Float64() - 0.5) * 0.1 * float64(life))
-	return b.Leaf.NotBefore.Add(life*2/3 + jitter)
+	return b.NotBefore.Add(life*2/3 + jitter)
 }
 
 // Run keeps the token alive and the references current until ctx is done,
@@ -128,7 +129,7 @@ func (m *Manager) check(ctx context.Context) {
 			m.stale(ref, old, err)
 			continue
 		}
-		if old == nil || old.bundle == nil || !e.bundle.Leaf.Equal(old.bundle.Leaf) {
+		if old == nil || old.bundle == nil || !bytes.Equal(e.bundle.TLS.Certificate[0], old.bundle.TLS.Certificate[0]) {
 			changed = true
 		}
 		m.report(ref, e, nil)
@@ -195,7 +196,7 @@ func (m *Manager) kvMoved(ctx context.Context, ref string, old *entry) (bool, er
 func (m *Manager) report(ref string, e *entry, err error) {
 	var notAfter, since time.Time
 	if e != nil && e.bundle != nil {
-		notAfter, since = e.bundle.Leaf.NotAfter, e.staleSince
+		notAfter, since = e.bundle.NotAfter, e.staleSince
 	}
 	if err != nil {
 		level := "serving the last good bundle"

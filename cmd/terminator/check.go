@@ -76,7 +76,7 @@ func cmdCheck(path string, timeout time.Duration) int {
 	for _, ls := range snap.Listeners {
 		fmt.Printf("listener %s on %s: %d certificate(s)\n", ls.Key, ls.Bind, len(ls.Bundles))
 		for _, b := range ls.Bundles {
-			fmt.Printf("  %s  %s  not after %s\n", strings.Join(b.Names, ","), b.Ref, b.Leaf.NotAfter.UTC().Format(time.RFC3339))
+			fmt.Printf("  %s  %s  not after %s\n", strings.Join(b.Names, ","), b.Ref, b.NotAfter.UTC().Format(time.RFC3339))
 		}
 	}
 	fmt.Printf("%s: OK\n", path)
@@ -122,16 +122,17 @@ func cmdInspect(ref string) int {
 func describe(b *certs.Bundle, now time.Time) string {
 	var s strings.Builder
 	fmt.Fprintf(&s, "ref:          %s\n", b.Ref)
-	fmt.Fprintf(&s, "subject:      %s\n", b.Leaf.Subject)
+	leaf := b.Leaf()
+	fmt.Fprintf(&s, "subject:      %s\n", leaf.Subject)
 	fmt.Fprintf(&s, "names:        %s\n", strings.Join(b.Names, ", "))
-	if len(b.Leaf.IPAddresses) > 0 {
-		fmt.Fprintf(&s, "ip addresses: %v\n", b.Leaf.IPAddresses)
+	if len(leaf.IPAddresses) > 0 {
+		fmt.Fprintf(&s, "ip addresses: %v\n", leaf.IPAddresses)
 	}
 	fmt.Fprintf(&s, "key:          %s\n", b.KeyType())
-	fmt.Fprintf(&s, "not before:   %s\n", b.Leaf.NotBefore.UTC().Format(time.RFC3339))
-	fmt.Fprintf(&s, "not after:    %s\n", b.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&s, "not before:   %s\n", b.NotBefore.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&s, "not after:    %s\n", b.NotAfter.UTC().Format(time.RFC3339))
 	fmt.Fprintf(&s, "sha256:       %s\n", b.Fingerprint())
-	fmt.Fprintf(&s, "issuer chain:\n  %s\n", b.Leaf.Issuer)
+	fmt.Fprintf(&s, "issuer chain:\n  %s\n", leaf.Issuer)
 	for _, c := range b.Chain {
 		sum := sha256.Sum256(c.Raw)
 		fmt.Fprintf(&s, "  %s (issued by %s, not after %s, sha256 %s)\n", c.Subject, c.Issuer, c.NotAfter.UTC().Format(time.RFC3339), hex.EncodeToString(sum[:8]))

@@ -46,7 +46,7 @@ func (p planeAdapter) Certificates() []mtlsctl.CertInfo {
 	var out []mtlsctl.CertInfo
 	for _, ls := range snap.Listeners {
 		for _, b := range ls.Bundles {
-			out = append(out, mtlsctl.CertInfo{Listener: ls.Key, Ref: b.Ref, Names: b.Names, NotAfter: b.Leaf.NotAfter, Fingerprint: b.Fingerprint(), KeyType: b.KeyType()})
+			out = append(out, mtlsctl.CertInfo{Listener: ls.Key, Ref: b.Ref, Names: b.Names, NotAfter: b.NotAfter, Fingerprint: b.Fingerprint(), KeyType: b.KeyType()})
 		}
 	}
 	return out
