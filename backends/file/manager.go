@@ -146,7 +146,7 @@ func (m *Manager) readAll(l layout) (map[string][]byte, [sha256.Size]byte, error
 	out := map[string][]byte{}
 	h := sha256.New()
 	for _, p := range l.paths() {
-		data, err := m.read(p, l.optional[p])
+		data, err := m.read(p, l.optional(p))
 		if err != nil {
 			return nil, [sha256.Size]byte{}, err
 		}

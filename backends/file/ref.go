@@ -13,8 +13,14 @@ import (
 // layout is the set of files one reference reads.
 type layout struct {
 	cert, key, intermediates, passphrase string
-	// optional marks files that may be absent (sibling .pass, .int).
-	optional map[string]bool
+	// optionalInt and optionalPass mark the intermediates and passphrase
+	// files as ones that may be absent (sibling .int, .pass).
+	optionalInt, optionalPass bool
+}
+
+// optional reports whether file p of the layout may be absent.
+func (l layout) optional(p string) bool {
+	return p == l.intermediates && l.optionalInt || p == l.passphrase && l.optionalPass
 }
 
 func (l layout) paths() []string {
@@ -57,21 +63,20 @@ func parseRef(ref string) (layout, error) {
 		key:           q.Get("key"),
 		intermediates: q.Get("intermediates"),
 		passphrase:    q.Get("passphrase_file"),
-		optional:      map[string]bool{},
 	}
 	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) && l.key == "" && exists(p+".crt") {
 		// Octavia's local cert manager: <ref>.crt, .key, .int, .pass.
 		l.cert, l.key, l.intermediates = p+".crt", p+".key", p+".int"
-		l.optional[l.intermediates] = true
+		l.optionalInt = true
 		if l.passphrase == "" {
 			l.passphrase = p + ".pass"
-			l.optional[l.passphrase] = true
+			l.optionalPass = true
 		}
 		return l, nil
 	}
 	if l.passphrase == "" {
 		l.passphrase = strings.TrimSuffix(p, filepath.Ext(p)) + ".pass"
-		l.optional[l.passphrase] = true
+		l.optionalPass = true
 	}
 	return l, nil
 }

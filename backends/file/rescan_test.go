@@ -1,9 +1,13 @@
 package file
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -77,5 +81,34 @@ func TestWatchDirsFindsSymlinksByListing(t *testing.T) {
 		if !dirs[dir] || !dirs[realTarget] || len(dirs) > 3 {
 			t.Errorf("%d files: watching %v, want %s and the link's target %s", n+1, dirs, dir, realTarget)
 		}
+	}
+}
+
+// TestReadWithMeta: the direct system-call read returns what os.ReadFile
+// does, also for a file whose size stat reports as 0 (/proc), and errors
+// that name the path and keep their kind.
+func TestReadWithMeta(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "site.pem")
+	want := bytes.Repeat([]byte("0123456789abcdef"), 300)
+	if err := os.WriteFile(p, want, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, meta, err := readWithMeta(p)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes, err %v; want %d bytes", len(got), err, len(want))
+	}
+	if meta != statOf(p) {
+		t.Fatalf("metadata %+v, stat says %+v", meta, statOf(p))
+	}
+	got, _, err = readWithMeta("/proc/self/status")
+	if err != nil || !bytes.Contains(got, []byte("\nPid:")) {
+		t.Fatalf("/proc/self/status: %q, %v", got, err)
+	}
+	if _, _, err := readWithMeta(filepath.Join(dir, "absent.pem")); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "absent.pem") {
+		t.Fatalf("absent file: %v, want a not-exist error naming it", err)
+	}
+	if _, _, err := readWithMeta(dir); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("directory: %v, want an error naming it", err)
 	}
 }

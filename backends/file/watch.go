@@ -1,7 +1,6 @@
 package file
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -264,26 +263,52 @@ func statOf(p string) fileMeta {
 // readWithMeta reads p and returns the metadata of the file it opened,
 // taken before the read (fstat on the open file: no second path lookup),
 // so a change during or after the read shows at the next rescan.
+//
+// It makes the system calls itself: os.Open tries to add every file to
+// the network poller, fails for a regular file and restores its blocking
+// mode, five more calls per file — a second of CPU for 100,000
+// certificates.
 func readWithMeta(p string) ([]byte, fileMeta, error) {
-	f, err := os.Open(p)
+	fd, err := retryEINTR(func() (int, error) { return syscall.Open(p, syscall.O_RDONLY|syscall.O_CLOEXEC, 0) })
 	if err != nil {
-		return nil, fileMeta{}, err
+		return nil, fileMeta{}, &fs.PathError{Op: "open", Path: p, Err: err}
 	}
-	defer f.Close()
-	var meta fileMeta
-	fi, err := f.Stat()
-	if err == nil {
-		meta = metaOf(fi)
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil, fileMeta{}, &fs.PathError{Op: "stat", Path: p, Err: err}
 	}
+	if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		return nil, fileMeta{}, &fs.PathError{Op: "read", Path: p, Err: syscall.EISDIR}
+	}
+	meta := statMeta(&st)
 	size := 512
-	if fi != nil && fi.Size() > 0 && fi.Size() < 1<<30 {
-		size = int(fi.Size()) + 1
+	if st.Size > 0 && st.Size < 1<<30 {
+		size = int(st.Size) + 1 // one read, then the one that sees the end
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	if _, err := buf.ReadFrom(f); err != nil {
-		return nil, fileMeta{}, err
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, cap(buf))
+		}
+		n, err := retryEINTR(func() (int, error) { return syscall.Read(fd, buf[len(buf):cap(buf)]) })
+		if err != nil {
+			return nil, fileMeta{}, &fs.PathError{Op: "read", Path: p, Err: err}
+		}
+		if n == 0 {
+			return buf, meta, nil
+		}
+		buf = buf[:len(buf)+n]
 	}
-	return buf.Bytes(), meta, nil
+}
+
+func retryEINTR(f func() (int, error)) (int, error) {
+	for {
+		n, err := f()
+		if err != syscall.EINTR {
+			return n, err
+		}
+	}
 }
 
 func metaOf(fi fs.FileInfo) fileMeta {
@@ -291,6 +316,10 @@ func metaOf(fi fs.FileInfo) fileMeta {
 	if !ok {
 		return fileMeta{} // never equal: always read
 	}
+	return statMeta(st)
+}
+
+func statMeta(st *syscall.Stat_t) fileMeta {
 	return fileMeta{exists: true, dev: st.Dev, ino: st.Ino, size: st.Size,
 		mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
 }
