@@ -8,7 +8,8 @@
 //	file:///etc/terminator/certs/shop.crt?key=/etc/terminator/keys/shop.key&intermediates=/etc/terminator/certs/chain.pem
 //
 // A passphrase comes from passphrase_file, or else from a sibling file with
-// the same base name and the extension .pass when one exists. When the named
+// the same base name and the extension .pass when one exists; that sibling is
+// read (and watched) only for an encrypted key. When the named
 // path does not exist but PATH.crt does, the reference uses the layout of
 // Octavia's local cert manager: PATH.crt, PATH.key, optional PATH.int and
 // PATH.pass.

@@ -88,7 +88,10 @@ func New(opts Options) (*Manager, error) {
 }
 
 // Bundle implements certs.Manager. A ref whose files are unchanged since the
-// last call returns the same *Bundle without parsing again.
+// last call returns the same *Bundle without parsing again. A sibling
+// passphrase file (PATH.pass, the layout's optional one) is read only when
+// the key turns out to be encrypted: for the usual unencrypted key it is
+// neither opened nor watched.
 func (m *Manager) Bundle(_ context.Context, ref string) (*certs.Bundle, error) {
 	l, err := parseRef(ref)
 	if err != nil {
@@ -97,7 +100,17 @@ func (m *Manager) Bundle(_ context.Context, ref string) (*certs.Bundle, error) {
 	m.mu.Lock()
 	m.layouts[ref] = l
 	m.mu.Unlock()
-	contents, key, err := m.readAll(l)
+	b, err := m.bundle(ref, l, !l.optionalPass)
+	if errors.Is(err, certs.ErrNeedsPassphrase) && l.optionalPass {
+		b, err = m.bundle(ref, l, true)
+	}
+	return b, err
+}
+
+// bundle reads l's files (the optional passphrase file only if withPass)
+// and parses them, or returns the cached bundle if they are unchanged.
+func (m *Manager) bundle(ref string, l layout, withPass bool) (*certs.Bundle, error) {
+	contents, key, err := m.readAll(l, withPass)
 	if err != nil {
 		return nil, &certs.RefError{Ref: ref, Err: err}
 	}
@@ -140,12 +153,15 @@ func (m *Manager) Secret(_ context.Context, ref string) ([]byte, error) {
 	return data, nil
 }
 
-// readAll reads every file of a layout and returns the contents and one
-// digest over all of them.
-func (m *Manager) readAll(l layout) (map[string][]byte, [sha256.Size]byte, error) {
+// readAll reads the files of a layout (the optional passphrase file only
+// if withPass) and returns the contents and one digest over all of them.
+func (m *Manager) readAll(l layout, withPass bool) (map[string][]byte, [sha256.Size]byte, error) {
 	out := map[string][]byte{}
 	h := sha256.New()
 	for _, p := range l.paths() {
+		if p == l.passphrase && l.optionalPass && !withPass {
+			continue
+		}
 		data, err := m.read(p, l.optional(p))
 		if err != nil {
 			return nil, [sha256.Size]byte{}, err

@@ -2,6 +2,7 @@ package file
 
 import (
 	"bytes"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/youmark/pkcs8"
+
+	"github.com/terminator-proxy/terminator/internal/testutil"
+	"github.com/terminator-proxy/terminator/pki"
 )
 
 // TestRescanBatchesCoverEveryFile: with more files than one rescan checks,
@@ -110,5 +116,39 @@ func TestReadWithMeta(t *testing.T) {
 	}
 	if _, _, err := readWithMeta(dir); err == nil || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("directory: %v, want an error naming it", err)
+	}
+}
+
+// TestSiblingPassphraseReadOnlyWhenNeeded: the optional PATH.pass beside a
+// PEM is read (and then watched) only for an encrypted key; an
+// unencrypted one neither opens nor tracks it.
+func TestSiblingPassphraseReadOnlyWhenNeeded(t *testing.T) {
+	dir := t.TempDir()
+	ca := testutil.CA(t, "ca")
+	leaf, key := testutil.Leaf(t, ca, pki.ECDSAP256, "shop.example")
+	encDER, err := pkcs8.MarshalPrivateKey(key, []byte("pw"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := testutil.WriteFile(t, dir, "plain.pem", append(pki.CertPEM(leaf), testutil.KeyPEM(t, key)...))
+	plainPass := testutil.WriteFile(t, dir, "plain.pass", []byte("unused\n"))
+	enc := testutil.WriteFile(t, dir, "enc.pem", append(pki.CertPEM(leaf), pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: encDER})...))
+	encPass := testutil.WriteFile(t, dir, "enc.pass", []byte("pw\n"))
+	m, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.watcher.Close()
+	for _, p := range []string{plain, enc} {
+		if _, err := m.Bundle(t.Context(), "file://"+p); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for p, want := range map[string]bool{plain: true, plainPass: false, enc: true, encPass: true} {
+		if _, read := m.digests[p]; read != want {
+			t.Errorf("%s: read and tracked = %v, want %v", filepath.Base(p), read, want)
+		}
 	}
 }
