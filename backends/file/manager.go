@@ -92,14 +92,31 @@ func New(opts Options) (*Manager, error) {
 // passphrase file (PATH.pass, the layout's optional one) is read only when
 // the key turns out to be encrypted: for the usual unencrypted key it is
 // neither opened nor watched.
+//
+// The named file is read first; only when something is missing does the
+// manager look for Octavia's layout (PATH.crt and siblings), so the usual
+// reference costs no stat of its own.
 func (m *Manager) Bundle(_ context.Context, ref string) (*certs.Bundle, error) {
-	l, err := parseRef(ref)
+	l, err := refLayout(ref)
 	if err != nil {
 		return nil, &certs.RefError{Ref: ref, Err: err}
+	}
+	b, err := m.bundleWithPass(ref, l)
+	if errors.Is(err, fs.ErrNotExist) {
+		if ol, ok := octaviaLayout(l); ok {
+			l = ol
+			b, err = m.bundleWithPass(ref, l)
+		}
 	}
 	m.mu.Lock()
 	m.layouts[ref] = l
 	m.mu.Unlock()
+	return b, err
+}
+
+// bundleWithPass is bundle without the optional passphrase file, and with
+// it when the key turns out to be encrypted.
+func (m *Manager) bundleWithPass(ref string, l layout) (*certs.Bundle, error) {
 	b, err := m.bundle(ref, l, !l.optionalPass)
 	if errors.Is(err, certs.ErrNeedsPassphrase) && l.optionalPass {
 		b, err = m.bundle(ref, l, true)

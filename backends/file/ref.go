@@ -12,6 +12,7 @@ import (
 
 // layout is the set of files one reference reads.
 type layout struct {
+	path                                 string // the reference's own path
 	cert, key, intermediates, passphrase string
 	// optionalInt and optionalPass mark the intermediates and passphrase
 	// files as ones that may be absent (sibling .int, .pass).
@@ -33,8 +34,24 @@ func (l layout) paths() []string {
 	return out
 }
 
-// parseRef resolves a file:// reference to the files it reads.
+// parseRef resolves a file:// reference to the files it reads: the named
+// file, or Octavia's local cert manager layout when that file does not
+// exist and PATH.crt does.
 func parseRef(ref string) (layout, error) {
+	l, err := refLayout(ref)
+	if err != nil {
+		return layout{}, err
+	}
+	if ol, ok := octaviaLayout(l); ok {
+		return ol, nil
+	}
+	return l, nil
+}
+
+// refLayout reads a file:// reference without looking at the file system:
+// the named file with its query's key, intermediates and passphrase file,
+// or else an optional sibling PATH.pass (a path's extension replaced).
+func refLayout(ref string) (layout, error) {
 	u, err := url.Parse(ref)
 	if err != nil {
 		return layout{}, fmt.Errorf("invalid file reference: %w", err)
@@ -59,26 +76,35 @@ func parseRef(ref string) (layout, error) {
 		}
 	}
 	l := layout{
+		path:          p,
 		cert:          p,
 		key:           q.Get("key"),
 		intermediates: q.Get("intermediates"),
 		passphrase:    q.Get("passphrase_file"),
-	}
-	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) && l.key == "" && exists(p+".crt") {
-		// Octavia's local cert manager: <ref>.crt, .key, .int, .pass.
-		l.cert, l.key, l.intermediates = p+".crt", p+".key", p+".int"
-		l.optionalInt = true
-		if l.passphrase == "" {
-			l.passphrase = p + ".pass"
-			l.optionalPass = true
-		}
-		return l, nil
 	}
 	if l.passphrase == "" {
 		l.passphrase = strings.TrimSuffix(p, filepath.Ext(p)) + ".pass"
 		l.optionalPass = true
 	}
 	return l, nil
+}
+
+// octaviaLayout returns the layout of Octavia's local cert manager
+// (PATH.crt, PATH.key, optional PATH.int and PATH.pass) for a plain layout
+// l without a separate key whose file does not exist while PATH.crt does.
+func octaviaLayout(l layout) (layout, bool) {
+	p := l.path
+	if l.key != "" || l.cert != p {
+		return layout{}, false
+	}
+	if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) || !exists(p+".crt") {
+		return layout{}, false
+	}
+	ol := layout{path: p, cert: p + ".crt", key: p + ".key", intermediates: p + ".int", optionalInt: true, passphrase: l.passphrase}
+	if l.optionalPass {
+		ol.passphrase, ol.optionalPass = p+".pass", true
+	}
+	return ol, true
 }
 
 func exists(p string) bool {
