@@ -58,6 +58,35 @@ func BenchmarkRequestPath(b *testing.B) {
 	}
 }
 
+// BenchmarkHandshakePath measures a new client connection per request, as
+// the bench's hs-ec scenario does: TLS 1.3 full handshake with an ECDSA
+// P-256 certificate, one HTTP/1.1 request forwarded to a member, close.
+// Client and backend are in the process too; take a -memprofile and read
+// the server's side of it to follow terminator's own allocations.
+func BenchmarkHandshakePath(b *testing.B) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer backend.Close()
+	h := newBenchHarness(b)
+	h.cert("site.pem", "site.example")
+	_, port := tu.HostPort(b, backend.URL)
+	h.mustApply(oneListener("", "{address: 127.0.0.1, protocol_port: "+port+"}"))
+	addr := h.addr("127.0.0.1:0")
+	cfg := &tls.Config{RootCAs: tu.Pool(h.ca), ServerName: "site.example", NextProtos: []string{"http/1.1"}, CurvePreferences: []tls.CurveID{tls.X25519}} // as bench/cmd/loadgen: haproxy and nginx (OpenSSL 3.0) have no ML-KEM
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := h1Request(c); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+}
+
 // BenchmarkIdleConnMemory opens b.N idle TLS keep-alive connections (one
 // request each, as the bench's mem scenario) and reports the live heap
 // and goroutine stack memory per connection after a GC, so that the share
