@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/terminator-proxy/terminator/certs"
@@ -114,38 +115,24 @@ type builder struct {
 	warns   config.Problems
 }
 
-// fetchAll fetches every distinct reference once, concurrently.
+// fetchAll fetches every distinct reference once, fetchParallelism at a
+// time. A fixed set of workers takes the references in turn: a goroutine
+// per reference waiting on a semaphore held 100,000 parked stacks (and as
+// many for the collector to scan) while a large snapshot loaded.
 func (b *builder) fetchAll(ctx context.Context, cfg *config.Config) {
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, fetchParallelism)
-	get := func(ref string, secret bool) {
-		defer wg.Done()
-		sem <- struct{}{}
-		defer func() { <-sem }()
-		var f fetched
-		if secret {
-			f.data, f.err = b.mgr.Secret(ctx, ref)
-		} else {
-			f.bundle, f.err = b.mgr.Bundle(ctx, ref)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if secret {
-			b.secrets[ref] = f
-		} else {
-			b.bundles[ref] = f
-		}
+	type job struct {
+		ref    string
+		secret bool
 	}
-	seen := map[string]bool{}
+	var jobs []job
+	seen := map[job]bool{}
 	want := func(ref string, secret bool) {
-		key := fmt.Sprint(secret, ref)
-		if ref == "" || seen[key] {
+		j := job{ref, secret}
+		if ref == "" || seen[j] {
 			return
 		}
-		seen[key] = true
-		wg.Add(1)
-		go get(ref, secret)
+		seen[j] = true
+		jobs = append(jobs, j)
 	}
 	for i := range cfg.Listeners {
 		l := &cfg.Listeners[i]
@@ -165,7 +152,33 @@ func (b *builder) fetchAll(ctx context.Context, cfg *config.Config) {
 			want(p.CRLContainerRef, true)
 		}
 	}
+	results := make([]fetched, len(jobs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(fetchParallelism, len(jobs)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(jobs) {
+					return
+				}
+				f := &results[i]
+				if jobs[i].secret {
+					f.data, f.err = b.mgr.Secret(ctx, jobs[i].ref)
+				} else {
+					f.bundle, f.err = b.mgr.Bundle(ctx, jobs[i].ref)
+				}
+			}
+		})
+	}
 	wg.Wait()
+	for i, j := range jobs {
+		if j.secret {
+			b.secrets[j.ref] = results[i]
+		} else {
+			b.bundles[j.ref] = results[i]
+		}
+	}
 }
 
 func (b *builder) errorf(path, format string, args ...any) {
