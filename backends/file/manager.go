@@ -127,7 +127,7 @@ func (m *Manager) bundleWithPass(ref string, l layout) (*certs.Bundle, error) {
 // bundle reads l's files (the optional passphrase file only if withPass)
 // and parses them, or returns the cached bundle if they are unchanged.
 func (m *Manager) bundle(ref string, l layout, withPass bool) (*certs.Bundle, error) {
-	contents, key, err := m.readAll(l, withPass)
+	files, key, err := m.readAll(l, withPass)
 	if err != nil {
 		return nil, &certs.RefError{Ref: ref, Err: err}
 	}
@@ -138,14 +138,14 @@ func (m *Manager) bundle(ref string, l layout, withPass bool) (*certs.Bundle, er
 		return c.bundle, nil
 	}
 	var pass []byte
-	if p := contents[l.passphrase]; p != nil {
+	if p := files.passphrase; p != nil {
 		pass = bytes.TrimRight(p, "\r\n")
 	}
 	var b *certs.Bundle
 	if l.key == "" && l.intermediates == "" {
-		b, err = certs.Parse(ref, contents[l.cert], pass)
+		b, err = certs.Parse(ref, files.cert, pass)
 	} else {
-		b, err = certs.ParseParts(ref, contents[l.cert], contents[l.key], contents[l.intermediates], pass)
+		b, err = certs.ParseParts(ref, files.cert, files.key, files.intermediates, pass)
 	}
 	if err != nil {
 		return nil, err
@@ -170,21 +170,27 @@ func (m *Manager) Secret(_ context.Context, ref string) ([]byte, error) {
 	return data, nil
 }
 
+// contents holds what a layout's files hold, by role.
+type contents struct{ cert, key, intermediates, passphrase []byte }
+
 // readAll reads the files of a layout (the optional passphrase file only
 // if withPass) and returns the contents and one digest over all of them.
-func (m *Manager) readAll(l layout, withPass bool) (map[string][]byte, [sha256.Size]byte, error) {
-	out := map[string][]byte{}
+func (m *Manager) readAll(l layout, withPass bool) (contents, [sha256.Size]byte, error) {
+	var out contents
 	h := sha256.New()
-	for _, p := range l.paths() {
-		if p == l.passphrase && l.optionalPass && !withPass {
+	for _, f := range []struct {
+		path string
+		dst  *[]byte
+	}{{l.cert, &out.cert}, {l.key, &out.key}, {l.intermediates, &out.intermediates}, {l.passphrase, &out.passphrase}} {
+		if f.path == "" || f.path == l.passphrase && l.optionalPass && !withPass {
 			continue
 		}
-		data, err := m.read(p, l.optional(p))
+		data, err := m.read(f.path, l.optional(f.path))
 		if err != nil {
-			return nil, [sha256.Size]byte{}, err
+			return contents{}, [sha256.Size]byte{}, err
 		}
-		out[p] = data
-		fmt.Fprintf(h, "%s\x00%d\x00", p, len(data))
+		*f.dst = data
+		fmt.Fprintf(h, "%s\x00%d\x00", f.path, len(data))
 		h.Write(data)
 	}
 	var key [sha256.Size]byte
