@@ -52,11 +52,15 @@ type Manager struct {
 	order      []string
 	cursor     int
 	orderStale bool
+	// reads counts files read (tests check what a reload reads).
+	reads int
 }
 
 type cached struct {
 	key    [sha256.Size]byte // digest over the ref's files
 	bundle *certs.Bundle
+	layout layout   // the layout it was read with
+	files  []string // the files it was read from
 }
 
 var absentDigest [sha256.Size]byte
@@ -95,11 +99,16 @@ func New(opts Options) (*Manager, error) {
 //
 // The named file is read first; only when something is missing does the
 // manager look for Octavia's layout (PATH.crt and siblings), so the usual
-// reference costs no stat of its own.
+// reference costs no stat of its own. A reference whose files all still
+// have the metadata they had when its bundle was read costs one stat per
+// file and nothing else (see unchanged).
 func (m *Manager) Bundle(_ context.Context, ref string) (*certs.Bundle, error) {
 	l, err := refLayout(ref)
 	if err != nil {
 		return nil, &certs.RefError{Ref: ref, Err: err}
+	}
+	if b, ok := m.unchanged(ref, l); ok {
+		return b, nil
 	}
 	b, err := m.bundleWithPass(ref, l)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -112,6 +121,37 @@ func (m *Manager) Bundle(_ context.Context, ref string) (*certs.Bundle, error) {
 	m.layouts[ref] = l
 	m.mu.Unlock()
 	return b, err
+}
+
+// unchanged returns the bundle last read for ref if every file it was read
+// from still has the metadata recorded just before that read — device,
+// inode, size, modification and change times, the periodic rescan's test
+// — and Octavia's layout, if it was used, still applies (the named file
+// has not appeared). A reload of 100,000 unchanged certificates then
+// stats them instead of opening, reading and hashing each one.
+func (m *Manager) unchanged(ref string, l layout) (*certs.Bundle, bool) {
+	m.mu.Lock()
+	c, ok := m.cache[ref]
+	metas := make([]fileMeta, len(c.files))
+	for i, p := range c.files {
+		metas[i] = m.digests[p].meta // zero if no longer tracked: never equal to a file's
+	}
+	m.mu.Unlock()
+	if !ok || c.layout.path != l.path {
+		return nil, false
+	}
+	for i, p := range c.files {
+		if statOf(p) != metas[i] {
+			return nil, false
+		}
+	}
+	if c.layout != l && statOf(l.path).exists {
+		return nil, false
+	}
+	m.mu.Lock()
+	m.layouts[ref] = c.layout
+	m.mu.Unlock()
+	return c.bundle, true
 }
 
 // bundleWithPass is bundle without the optional passphrase file, and with
@@ -151,7 +191,7 @@ func (m *Manager) bundle(ref string, l layout, withPass bool) (*certs.Bundle, er
 		return nil, err
 	}
 	m.mu.Lock()
-	m.cache[ref] = cached{key: key, bundle: b}
+	m.cache[ref] = cached{key: key, bundle: b, layout: l, files: files.paths}
 	m.mu.Unlock()
 	return b, nil
 }
@@ -170,8 +210,11 @@ func (m *Manager) Secret(_ context.Context, ref string) ([]byte, error) {
 	return data, nil
 }
 
-// contents holds what a layout's files hold, by role.
-type contents struct{ cert, key, intermediates, passphrase []byte }
+// contents holds what a layout's files hold, by role, and the paths read.
+type contents struct {
+	cert, key, intermediates, passphrase []byte
+	paths                                []string
+}
 
 // readAll reads the files of a layout (the optional passphrase file only
 // if withPass) and returns the contents and one digest over all of them.
@@ -190,6 +233,7 @@ func (m *Manager) readAll(l layout, withPass bool) (contents, [sha256.Size]byte,
 			return contents{}, [sha256.Size]byte{}, err
 		}
 		*f.dst = data
+		out.paths = append(out.paths, f.path)
 		fmt.Fprintf(h, "%s\x00%d\x00", f.path, len(data))
 		h.Write(data)
 	}
@@ -212,6 +256,7 @@ func (m *Manager) read(p string, optional bool) ([]byte, error) {
 		return nil, fmt.Errorf("reading %s: %w", p, unwrapPath(err))
 	}
 	m.mu.Lock()
+	m.reads++
 	if _, known := m.digests[p]; !known {
 		m.orderStale = true
 	}

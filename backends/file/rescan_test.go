@@ -13,6 +13,7 @@ import (
 
 	"github.com/youmark/pkcs8"
 
+	"github.com/terminator-proxy/terminator/certs"
 	"github.com/terminator-proxy/terminator/internal/testutil"
 	"github.com/terminator-proxy/terminator/pki"
 )
@@ -150,5 +151,57 @@ func TestSiblingPassphraseReadOnlyWhenNeeded(t *testing.T) {
 		if _, read := m.digests[p]; read != want {
 			t.Errorf("%s: read and tracked = %v, want %v", filepath.Base(p), read, want)
 		}
+	}
+}
+
+// TestUnchangedFilesAreNotRead: a reference whose files keep their
+// metadata is served from the cache without reading them; a changed file,
+// and a named file appearing beside Octavia's layout, are read again.
+func TestUnchangedFilesAreNotRead(t *testing.T) {
+	dir := t.TempDir()
+	ca := testutil.CA(t, "ca")
+	c1, k1 := testutil.Leaf(t, ca, pki.ECDSAP256, "one.example")
+	c2, k2 := testutil.Leaf(t, ca, pki.ECDSAP256, "two.example")
+	site := testutil.WriteFile(t, dir, "site.pem", append(pki.CertPEM(c1), testutil.KeyPEM(t, k1)...))
+	testutil.WriteFile(t, dir, "amp.crt", pki.CertPEM(c1))
+	testutil.WriteFile(t, dir, "amp.key", testutil.KeyPEM(t, k1))
+	m, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.watcher.Close()
+	get := func(ref string) (*certs.Bundle, int) {
+		t.Helper()
+		m.mu.Lock()
+		before := m.reads
+		m.mu.Unlock()
+		b, err := m.Bundle(t.Context(), ref)
+		if err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return b, m.reads - before
+	}
+	for _, ref := range []string{"file://" + site, "file://" + dir + "/amp"} {
+		first, n := get(ref)
+		if n == 0 {
+			t.Fatalf("%s: first load read nothing", ref)
+		}
+		again, n := get(ref)
+		if n != 0 || again != first {
+			t.Fatalf("%s: unchanged files read %d times (same bundle: %v), want served from the cache", ref, n, again == first)
+		}
+	}
+	if err := os.WriteFile(site, append(pki.CertPEM(c2), testutil.KeyPEM(t, k2)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, n := get("file://" + site); n == 0 || b.Names[0] != "two.example" {
+		t.Fatalf("changed file: read %d files, serves %v", n, b.Names)
+	}
+	// The named path appearing takes precedence over Octavia's layout.
+	testutil.WriteFile(t, dir, "amp", append(pki.CertPEM(c2), testutil.KeyPEM(t, k2)...))
+	if b, n := get("file://" + dir + "/amp"); n == 0 || b.Names[0] != "two.example" {
+		t.Fatalf("named file appeared: read %d files, serves %v", n, b.Names)
 	}
 }
