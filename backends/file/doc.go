@@ -18,5 +18,7 @@
 // directories their symlinks resolve to), so editors' atomic replaces and
 // Kubernetes ..data symlink swaps are seen; a periodic checksum rescan is the
 // safety net. It notifies only when the content of a file it has read has
-// really changed.
+// really changed. A reference whose files all keep the metadata they had
+// when it was read (device, inode, size, mtime, ctime) is served from the
+// cache on the next load without reading them.
 package file
