@@ -64,15 +64,7 @@ func BenchmarkRequestPath(b *testing.B) {
 // Client and backend are in the process too; take a -memprofile and read
 // the server's side of it to follow terminator's own allocations.
 func BenchmarkHandshakePath(b *testing.B) {
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "ok")
-	}))
-	defer backend.Close()
-	h := newBenchHarness(b)
-	h.cert("site.pem", "site.example")
-	_, port := tu.HostPort(b, backend.URL)
-	h.mustApply(oneListener("", "{address: 127.0.0.1, protocol_port: "+port+"}"))
-	addr := h.addr("127.0.0.1:0")
+	h, addr := okSite(b)
 	cfg := &tls.Config{RootCAs: tu.Pool(h.ca), ServerName: "site.example", NextProtos: []string{"http/1.1"}, CurvePreferences: []tls.CurveID{tls.X25519}} // as bench/cmd/loadgen: haproxy and nginx (OpenSSL 3.0) have no ML-KEM
 	b.ReportAllocs()
 	for b.Loop() {
@@ -85,6 +77,20 @@ func BenchmarkHandshakePath(b *testing.B) {
 		}
 		c.Close()
 	}
+}
+
+// okSite serves site.example on a TLS listener in front of a member that
+// answers "ok", and returns the harness and the listener's address.
+func okSite(b *testing.B) (*harness, string) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	b.Cleanup(backend.Close)
+	h := newBenchHarness(b)
+	h.cert("site.pem", "site.example")
+	_, port := tu.HostPort(b, backend.URL)
+	h.mustApply(oneListener("", "{address: 127.0.0.1, protocol_port: "+port+"}"))
+	return h, h.addr("127.0.0.1:0")
 }
 
 // BenchmarkIdleConnMemory opens b.N idle TLS keep-alive connections (one
@@ -101,15 +107,7 @@ func BenchmarkIdleConnMemory(b *testing.B) { idleConnMemory(b, "http/1.1") }
 func BenchmarkIdleH2ConnMemory(b *testing.B) { idleConnMemory(b, "h2") }
 
 func idleConnMemory(b *testing.B, proto string) {
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "ok")
-	}))
-	defer backend.Close()
-	h := newBenchHarness(b)
-	h.cert("site.pem", "site.example")
-	_, port := tu.HostPort(b, backend.URL)
-	h.mustApply(oneListener("", "{address: 127.0.0.1, protocol_port: "+port+"}"))
-	addr := h.addr("127.0.0.1:0")
+	h, addr := okSite(b)
 	roots := tu.Pool(h.ca)
 	b.ReportAllocs()
 	before := idleMemory()
