@@ -24,14 +24,14 @@ func (l layout) optional(p string) bool {
 	return p == l.intermediates && l.optionalInt || p == l.passphrase && l.optionalPass
 }
 
-func (l layout) paths() []string {
-	var out []string
-	for _, p := range []string{l.cert, l.key, l.intermediates, l.passphrase} {
+// appendPaths appends the layout's files to dst.
+func (l layout) appendPaths(dst []string) []string {
+	for _, p := range [...]string{l.cert, l.key, l.intermediates, l.passphrase} {
 		if p != "" {
-			out = append(out, p)
+			dst = append(dst, p)
 		}
 	}
-	return out
+	return dst
 }
 
 // parseRef resolves a file:// reference to the files it reads: the named
@@ -67,7 +67,10 @@ func refLayout(ref string) (layout, error) {
 		return layout{}, fmt.Errorf("file reference needs an absolute path (file:///path)")
 	}
 	p = filepath.Clean(p)
-	q := u.Query()
+	var q url.Values
+	if u.RawQuery != "" {
+		q = u.Query()
+	}
 	for k := range q {
 		switch k {
 		case "key", "intermediates", "passphrase_file":

@@ -20,21 +20,26 @@ func (m *Manager) Changed() <-chan struct{} { return m.changed }
 // Watch implements certs.Watcher: it replaces the set of watched refs. Refs
 // of other schemes are ignored.
 func (m *Manager) Watch(refs []string) {
-	files := map[string]bool{}
-	watched := map[string]bool{}
+	files := make(map[string]bool, len(refs))
+	watched := make(map[string]bool, len(refs))
+	layouts := make([]layout, len(refs))
+	known := make([]bool, len(refs))
 	m.mu.Lock()
-	known := maps.Clone(m.layouts)
+	for i, ref := range refs {
+		layouts[i], known[i] = m.layouts[ref]
+	}
 	m.mu.Unlock()
-	for _, ref := range refs {
-		l, ok := known[ref]
-		if !ok {
+	var buf [4]string
+	for i, ref := range refs {
+		l := layouts[i]
+		if !known[i] {
 			var err error
 			if l, err = parseRef(ref); err != nil {
 				continue
 			}
 		}
 		watched[ref] = true
-		for _, p := range l.paths() {
+		for _, p := range l.appendPaths(buf[:0]) {
 			files[p] = true
 		}
 	}
