@@ -90,9 +90,13 @@ func (s *Store) withLeaves(all []*certs.Bundle) {
 			return
 		}
 		for i, c := range cands {
+			b := byTLS[c]
+			if b == nil {
+				continue // already a copy with its leaf
+			}
 			if leafed[c] == nil {
 				cp := *c
-				cp.Leaf = byTLS[c].Leaf()
+				cp.Leaf = b.Leaf()
 				leafed[c] = &cp
 			}
 			cands[i] = leafed[c]
