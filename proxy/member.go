@@ -41,8 +41,7 @@ type upstream struct {
 // borrowed per request.
 type memberConn struct {
 	c        net.Conn         // what requests are written to (TLS, timeouts)
-	raw      net.Conn         // the TCP connection underneath
-	probe    *socketProbe     // liveness probes of raw; nil when it has no socket
+	probe    *socketProbe     // liveness probes of the TCP connection underneath; nil when it has no socket
 	tls      *tls.Conn        // c when the member speaks TLS, else nil
 	timeouts *idleTimeoutConn // the member timeout layer, if any
 	br       *bufio.Reader
@@ -222,7 +221,7 @@ func (u *upstream) dial(ctx context.Context, x *exchange, addr string) (*memberC
 		}
 		c = tc
 	}
-	mc := &memberConn{c: c, raw: raw, br: bufio.NewReaderSize(c, 4<<10), addr: addr}
+	mc := &memberConn{c: c, br: bufio.NewReaderSize(c, 4<<10), addr: addr}
 	if sc, ok := raw.(syscall.Conn); ok {
 		mc.probe = newSocketProbe(sc)
 	}

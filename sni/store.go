@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -70,7 +71,7 @@ func NewStore(def *certs.Bundle, sniBundles []*certs.Bundle, strict bool) (*Stor
 		}
 	}
 	s.def = append(s.def[:1:1], sortedByKey(s.def[1:])...)
-	s.withLeaves(all)
+	s.withLeaves()
 	return s, nil
 }
 
@@ -79,24 +80,19 @@ func NewStore(def *certs.Bundle, sniBundles []*certs.Bundle, strict bool) (*Stor
 // certificate on each handshake. Bundles keep no parsed leaf (see
 // certs.Bundle), so copies are made, once per certificate, for those names
 // only.
-func (s *Store) withLeaves(all []*certs.Bundle) {
+func (s *Store) withLeaves() {
 	leafed := map[*tls.Certificate]*tls.Certificate{}
-	byTLS := make(map[*tls.Certificate]*certs.Bundle, len(all))
-	for _, b := range all {
-		byTLS[b.TLS] = b
-	}
 	fill := func(cands []*tls.Certificate) {
 		if len(cands) < 2 {
 			return
 		}
 		for i, c := range cands {
-			b := byTLS[c]
-			if b == nil {
+			if c.Leaf != nil {
 				continue // already a copy with its leaf
 			}
 			if leafed[c] == nil {
 				cp := *c
-				cp.Leaf = b.Leaf()
+				cp.Leaf, _ = x509.ParseCertificate(c.Certificate[0]) // parsed once by certs.Assemble: cannot fail
 				leafed[c] = &cp
 			}
 			cands[i] = leafed[c]

@@ -137,7 +137,7 @@ func (m *Manager) unchanged(ref string, l layout) (*certs.Bundle, bool) {
 		metas[i] = m.digests[p].meta // zero if no longer tracked: never equal to a file's
 	}
 	m.mu.Unlock()
-	if !ok || c.layout.path != l.path {
+	if !ok {
 		return nil, false
 	}
 	for i, p := range c.files {
@@ -203,7 +203,7 @@ func (m *Manager) Secret(_ context.Context, ref string) ([]byte, error) {
 	if err != nil {
 		return nil, &certs.RefError{Ref: ref, Err: err}
 	}
-	data, err := m.read(l.cert, false)
+	data, _, err := m.read(l.cert, false)
 	if err != nil {
 		return nil, &certs.RefError{Ref: ref, Err: err}
 	}
@@ -217,7 +217,8 @@ type contents struct {
 }
 
 // readAll reads the files of a layout (the optional passphrase file only
-// if withPass) and returns the contents and one digest over all of them.
+// if withPass) and returns the contents and one digest over their paths
+// and the digests read recorded for them.
 func (m *Manager) readAll(l layout, withPass bool) (contents, [sha256.Size]byte, error) {
 	var out contents
 	h := sha256.New()
@@ -228,23 +229,23 @@ func (m *Manager) readAll(l layout, withPass bool) (contents, [sha256.Size]byte,
 		if f.path == "" || f.path == l.passphrase && l.optionalPass && !withPass {
 			continue
 		}
-		data, err := m.read(f.path, l.optional(f.path))
+		data, d, err := m.read(f.path, l.optional(f.path))
 		if err != nil {
 			return contents{}, [sha256.Size]byte{}, err
 		}
 		*f.dst = data
 		out.paths = append(out.paths, f.path)
-		fmt.Fprintf(h, "%s\x00%d\x00", f.path, len(data))
-		h.Write(data)
+		h.Write([]byte(f.path))
+		h.Write(d[:])
 	}
 	var key [sha256.Size]byte
 	copy(key[:], h.Sum(nil))
 	return out, key, nil
 }
 
-// read returns a file's content and records its digest. An optional file
-// that does not exist reads as nil.
-func (m *Manager) read(p string, optional bool) ([]byte, error) {
+// read returns a file's content and its digest, and records the digest.
+// An optional file that does not exist reads as nil with the zero digest.
+func (m *Manager) read(p string, optional bool) ([]byte, [sha256.Size]byte, error) {
 	data, meta, err := readWithMeta(p)
 	var d [sha256.Size]byte
 	switch {
@@ -253,7 +254,7 @@ func (m *Manager) read(p string, optional bool) ([]byte, error) {
 	case optional && errors.Is(err, fs.ErrNotExist):
 		data, err = nil, nil
 	default:
-		return nil, fmt.Errorf("reading %s: %w", p, unwrapPath(err))
+		return nil, d, fmt.Errorf("reading %s: %w", p, unwrapPath(err))
 	}
 	m.mu.Lock()
 	m.reads++
@@ -262,7 +263,7 @@ func (m *Manager) read(p string, optional bool) ([]byte, error) {
 	}
 	m.digests[p] = fileState{digest: d, meta: meta}
 	m.mu.Unlock()
-	return data, nil
+	return data, d, nil
 }
 
 // unwrapPath drops *fs.PathError's own copy of the path, which the caller

@@ -201,7 +201,7 @@ func (m *Manager) compare(batch []string) {
 			continue
 		}
 		var now [sha256.Size]byte
-		if data, err := os.ReadFile(p); err == nil {
+		if data, _, err := readWithMeta(p); err == nil {
 			now = sha256.Sum256(data)
 		}
 		if now != st.digest {
