@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,6 +17,9 @@ type clientBody struct {
 	rc deadlines // the response writer's, nil if it has none
 	dl deadline
 	n  int64
+	// aborted is set by abort, from the goroutine the body's stream
+	// belongs to, while another may be reading.
+	aborted atomic.Bool
 }
 
 // deadlines is what http.ResponseController reaches for on the servers'
@@ -36,9 +41,33 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	if now := time.Now(); b.rc != nil && b.dl.due(now) {
 		_ = b.rc.SetReadDeadline(now.Add(b.dl.timeout)) // unsupported writers keep the server's limits
 	}
+	if b.aborted.Load() { // after the deadline's re-arm: see abort
+		return 0, errBodyAborted
+	}
 	n, err := b.ReadCloser.Read(p)
 	b.n += int64(n)
 	return n, err
+}
+
+var errBodyAborted = errors.New("request body no longer wanted: the member's stream ended")
+
+// abort makes a pending Read return and later ones fail: the member's
+// stream ended while the body was still being copied to it. The flag is
+// set before the deadline is moved to the past, and Read checks it after
+// re-arming the deadline, so a Read cannot re-arm past the abort.
+func (b *clientBody) abort() {
+	b.aborted.Store(true)
+	if b.rc != nil {
+		_ = b.rc.SetReadDeadline(time.Now())
+	}
+}
+
+// complete reports whether the rest of the body is already received, so
+// that reading it will not wait for the client (the HTTP/2 server's
+// bodies know; others are never complete in advance).
+func (b *clientBody) complete() bool {
+	c, ok := b.ReadCloser.(interface{ Complete() bool })
+	return ok && c.Complete()
 }
 
 // recorder captures the status and size of a response and enforces the

@@ -51,7 +51,7 @@ func NewForwarder(o ForwarderOptions) *Forwarder {
 	if o.MaxIdlePerMember <= 0 {
 		o.MaxIdlePerMember = 1024
 	}
-	return &Forwarder{log: o.Logger, dial: o.Dial, h2: &h2transports{dial: o.Dial, byKey: map[h2Key]*http.Transport{}}, upstreams: &transports{
+	return &Forwarder{log: o.Logger, dial: o.Dial, h2: &h2transports{dial: o.Dial, byKey: map[h2Key]*h2pool{}, maxIdle: o.MaxIdlePerMember}, upstreams: &transports{
 		dial:     o.Dial,
 		byKey:    map[upstreamKey]*upstream{},
 		maxIdle:  o.MaxIdlePerMember,
@@ -103,12 +103,12 @@ func (f *Forwarder) forward(w http.ResponseWriter, r *http.Request, st *routeSta
 		writeError(w, http.StatusMethodNotAllowed, "CONNECT is not supported")
 		return body, false
 	}
-	if tr, ok := st.poolH2[pool]; ok {
+	if p, ok := st.poolH2[pool]; ok {
 		scheme := "https"
 		if pool.TLS() == nil {
 			scheme = "http"
 		}
-		return body, f.exchangeH2(w, r, x, tr, scheme)
+		return body, f.exchangeH2(w, r, x, p, scheme)
 	}
 	up := st.transport
 	if u, ok := st.poolTransports[pool]; ok {

@@ -3,10 +3,13 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
-	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,75 +17,62 @@ import (
 	"time"
 
 	"github.com/terminator-proxy/terminator/metrics"
+	"github.com/terminator-proxy/terminator/proxy/h2client"
 	"github.com/terminator-proxy/terminator/proxy/httpwire"
 	"github.com/terminator-proxy/terminator/proxy/lb"
 )
 
 // HTTP/2 to members. A pool that offers h2 to TLS members (alpn_protocols)
-// or speaks h2c with prior knowledge is served by net/http's client
-// transport: one multiplexed connection per member carries every stream,
-// trailers travel both ways and a client's reset or deadline cancels the
-// member's stream. Other pools keep terminator's own HTTP/1.1 exchange.
+// or speaks h2c with prior knowledge is served by package h2client: one
+// multiplexed connection per member carries every stream (more when the
+// member's SETTINGS_MAX_CONCURRENT_STREAMS is reached), trailers travel
+// both ways and a client's reset or deadline resets the member's stream.
+// A TLS member that selects http/1.1 instead is spoken to by the pool's
+// HTTP/1.1 upstream for memberIdleTimeout before h2 is offered again.
 
-// h2Key identifies an HTTP/2 member transport: shared by every route with
-// the same timeouts and pool TLS settings.
+// h2Key identifies an HTTP/2 member pool: shared by every route with the
+// same timeouts and pool TLS settings.
 type h2Key struct {
 	connect, idle time.Duration
 	tlsKey        string // "" for h2c
 	h2c           bool
 }
 
-// h2transports holds one transport per h2Key for the Forwarder's life, so
+// h2transports holds one h2pool per h2Key for the Forwarder's life, so
 // member connections survive reloads.
 type h2transports struct {
-	mu    sync.Mutex
-	byKey map[h2Key]*http.Transport
-	dial  DialFunc
+	mu      sync.Mutex
+	byKey   map[h2Key]*h2pool
+	dial    DialFunc
+	maxIdle int // for the HTTP/1.1 fallback
 }
 
-func (t *h2transports) get(k h2Key, tlsCfg *tls.Config) *http.Transport {
+func (t *h2transports) get(k h2Key, tlsCfg *tls.Config) *h2pool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if tr, ok := t.byKey[k]; ok {
-		return tr
+	if p, ok := t.byKey[k]; ok {
+		return p
 	}
-	dialer := &net.Dialer{Timeout: k.connect, KeepAlive: 30 * time.Second}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := t.dial(ctx, dialer, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return newCorkedConn(c), nil
-		},
-		TLSClientConfig:        tlsCfg,
-		TLSHandshakeTimeout:    k.connect,
-		ResponseHeaderTimeout:  k.idle,
-		IdleConnTimeout:        90 * time.Second,
-		MaxIdleConnsPerHost:    64,
-		DisableCompression:     true,
-		MaxResponseHeaderBytes: maxResponseHead,
-		Protocols:              new(http.Protocols),
-		// Pings find a member connection that died silently, whatever
-		// its streams are waiting for.
-		HTTP2: &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second},
+	p := &h2pool{
+		key: k, tls: tlsCfg, dialFn: t.dial,
+		dialer: net.Dialer{Timeout: k.connect, KeepAlive: 30 * time.Second},
+		conns:  map[string][]*h2client.Conn{}, dialing: map[string]*h2dial{}, h1only: map[string]time.Time{},
 	}
-	if k.h2c {
-		tr.Protocols.SetUnencryptedHTTP2(true)
-	} else {
-		tr.Protocols.SetHTTP1(true) // a member that does not select h2
-		tr.Protocols.SetHTTP2(true)
+	if tlsCfg != nil {
+		h1 := tlsCfg.Clone()
+		h1.NextProtos = []string{"http/1.1"}
+		p.h1 = &upstream{key: upstreamKey{connect: k.connect, idle: k.idle, tlsKey: k.tlsKey}, dialer: p.dialer, dialFn: t.dial, tls: h1, maxIdle: t.maxIdle}
 	}
-	t.byKey[k] = tr
-	return tr
+	t.byKey[k] = p
+	return p
 }
 
 func (t *h2transports) retainTLS(keep map[string]bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for k, tr := range t.byKey {
+	for k, p := range t.byKey {
 		if k.tlsKey != "" && !keep[k.tlsKey] {
-			tr.CloseIdleConnections()
+			p.closeIdle()
 			delete(t.byKey, k)
 		}
 	}
@@ -91,23 +81,158 @@ func (t *h2transports) retainTLS(keep map[string]bool) {
 func (t *h2transports) closeIdle() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, tr := range t.byKey {
-		tr.CloseIdleConnections()
+	for _, p := range t.byKey {
+		p.closeIdle()
 	}
 }
 
-// exchangeH2 sends r to x.member over tr and relays the response,
-// trailers included. A refused connection is offered to other members as
-// the HTTP/1.1 exchange does. It reports whether the response had to be
-// cut short after its head.
-func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchange, tr *http.Transport, scheme string) (aborted bool) {
-	out := &http.Request{
-		Method: r.Method, Host: r.Host, Header: outboundHeader(r, x), Trailer: r.Trailer,
-		URL:           &url.URL{Scheme: scheme, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery},
-		ContentLength: r.ContentLength, Body: http.NoBody,
+// h2pool is the HTTP/2 connections of one h2Key, per member address.
+type h2pool struct {
+	key    h2Key
+	tls    *tls.Config // nil: h2c
+	dialer net.Dialer
+	dialFn DialFunc
+	h1     *upstream // members that select http/1.1; nil for h2c
+
+	mu      sync.Mutex
+	conns   map[string][]*h2client.Conn
+	dialing map[string]*h2dial   // one dial per member at a time
+	h1only  map[string]time.Time // members that selected http/1.1, until
+}
+
+// h2dial is a dial in progress; err is set before done closes.
+type h2dial struct {
+	done chan struct{}
+	err  error
+}
+
+// get returns a connection to addr with a stream reserved, dialing when
+// none has room (concurrent requests share one dial). h1 reports a member
+// to be spoken to in HTTP/1.1 instead.
+func (p *h2pool) get(ctx context.Context, addr string) (c *h2client.Conn, h1 bool, err error) {
+	for {
+		p.mu.Lock()
+		if until, ok := p.h1only[addr]; ok {
+			if time.Now().Before(until) {
+				p.mu.Unlock()
+				return nil, true, nil
+			}
+			delete(p.h1only, addr)
+		}
+		list := slices.DeleteFunc(p.conns[addr], (*h2client.Conn).Unusable)
+		p.conns[addr] = list
+		for _, c := range list {
+			if c.Reserve() {
+				p.mu.Unlock()
+				return c, false, nil
+			}
+		}
+		if d := p.dialing[addr]; d != nil {
+			p.mu.Unlock()
+			select {
+			case <-d.done:
+				if d.err != nil {
+					return nil, false, d.err
+				}
+				continue
+			case <-ctx.Done():
+				return nil, false, ctx.Err()
+			}
+		}
+		d := &h2dial{done: make(chan struct{})}
+		p.dialing[addr] = d
+		p.mu.Unlock()
+		c, h1, err := p.dial(ctx, addr)
+		p.mu.Lock()
+		delete(p.dialing, addr)
+		switch {
+		case c != nil:
+			p.conns[addr] = append(p.conns[addr], c)
+		case h1:
+			p.h1only[addr] = time.Now().Add(memberIdleTimeout)
+		}
+		p.mu.Unlock()
+		d.err = err
+		close(d.done)
+		if err != nil || h1 {
+			return nil, h1, err
+		}
+	}
+}
+
+// dial connects to a member and starts HTTP/2 on the connection: TCP and
+// TLS within the connect timeout. Writes are gathered by a corkedConn
+// above TLS, so concurrent streams share records and system calls.
+func (p *h2pool) dial(ctx context.Context, addr string) (*h2client.Conn, bool, error) {
+	raw, err := p.dialFn(ctx, &p.dialer, "tcp", addr)
+	if err != nil {
+		return nil, false, err
+	}
+	nc := raw
+	if p.tls != nil {
+		if p.key.connect > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, p.key.connect)
+			defer cancel()
+		}
+		tc := tls.Client(raw, p.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, false, &net.OpError{Op: "dial", Net: "tcp", Addr: raw.RemoteAddr(), Err: fmt.Errorf("TLS to member: %w", err)}
+		}
+		if tc.ConnectionState().NegotiatedProtocol != "h2" {
+			tc.Close()
+			return nil, true, nil
+		}
+		nc = tc
+	}
+	c, err := h2client.New(newCorkedConn(nc), h2client.Options{
+		MaxHeaderListSize: maxResponseHead,
+		// Pings find a member connection that died silently, whatever
+		// its streams are waiting for.
+		PingAfter: 30 * time.Second, PingTimeout: 15 * time.Second,
+		IdleTimeout: memberIdleTimeout,
+	})
+	if err != nil {
+		return nil, false, &net.OpError{Op: "dial", Net: "tcp", Addr: raw.RemoteAddr(), Err: err}
+	}
+	return c, false, nil
+}
+
+// closeIdle closes every connection once its streams are done (at
+// shutdown, or when the TLS settings they were made with are gone).
+func (p *h2pool) closeIdle() {
+	p.mu.Lock()
+	all := p.conns
+	p.conns = map[string][]*h2client.Conn{}
+	p.mu.Unlock()
+	for _, list := range all {
+		for _, c := range list {
+			c.Shutdown()
+		}
+	}
+	if p.h1 != nil {
+		p.h1.closeIdle()
+	}
+}
+
+// exchangeH2 sends r to x.member over p and relays the response, trailers
+// included. A refused connection is offered to other members as the
+// HTTP/1.1 exchange does; a request the member did not process (GOAWAY,
+// REFUSED_STREAM) is sent again on another connection. It reports whether
+// the response had to be cut short after its head.
+func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchange, p *h2pool, scheme string) (aborted bool) {
+	out := &h2client.Request{
+		Method: r.Method, Scheme: scheme, Authority: r.Host, Path: r.URL.RequestURI(),
+		Header: outboundHeader(r, x), ContentLength: r.ContentLength,
+		HeadTimeout: x.route.MemberTimeout,
 	}
 	if x.body != nil {
-		out.Body = io.NopCloser(x.body) // the server closes the client's body
+		out.Body, out.BodyComplete, out.Abort = x.body, x.body.complete, x.body.abort
+		out.Trailer = func() http.Header { return r.Trailer }
+		if len(r.Trailer) > 0 { // declared, as members such as net/http's keep only declared trailers
+			out.Header["Trailer"] = []string{strings.Join(slices.Sorted(maps.Keys(r.Trailer)), ", ")}
+		}
 	} else {
 		out.ContentLength = 0
 	}
@@ -116,16 +241,25 @@ func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchan
 	}
 	ctx, cancel := context.WithCancel(r.Context()) // a client's reset cancels the member's stream
 	defer cancel()
-	out = out.WithContext(ctx)
 	start := time.Now()
 	var tried []*lb.Member
-	for {
-		out.URL.Host = x.member.Addr
-		resp, err := tr.RoundTrip(out)
+	for unprocessed := 0; ; {
+		c, h1, err := p.get(ctx, x.member.Addr)
+		if h1 {
+			return f.exchange(w, r, x, p.h1)
+		}
+		var resp *h2client.Response
+		if err == nil {
+			resp, err = c.RoundTrip(ctx, out)
+		}
 		if err == nil {
 			idle := watchIdle(x.route.MemberTimeout, cancel)
 			defer idle.stop()
 			return f.relayH2(w, r, x, resp, idle)
+		}
+		if errors.Is(err, h2client.ErrUnprocessed) && bodyUnsent(x) && unprocessed < maxRetries && ctx.Err() == nil {
+			unprocessed++
+			continue
 		}
 		if x.retryElsewhere(r.Context(), err, &tried) {
 			continue
@@ -198,19 +332,23 @@ func grpcTimeout(v string) (time.Duration, bool) {
 
 // relayH2 copies a member's response to the client, flushing as data
 // arrives (gRPC streams), then its trailers.
-func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange, resp *http.Response, idle *idleWatch) (aborted bool) {
+func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange, resp *h2client.Response, idle *idleWatch) (aborted bool) {
 	defer resp.Body.Close()
 	out := w.Header()
 	copyEndToEnd(out, resp.Header)
-	for k := range resp.Trailer {
-		out.Add("Trailer", k)
+	for _, line := range resp.Header["Trailer"] { // hop-by-hop: declared again for the client
+		for name := range strings.SplitSeq(line, ",") {
+			if name = strings.Trim(name, " \t"); name != "" {
+				out.Add("Trailer", http.CanonicalHeaderKey(name))
+			}
+		}
 	}
-	if len(resp.Trailer) > 0 {
+	if len(out["Trailer"]) > 0 {
 		out.Del("Content-Length") // an HTTP/1.1 client gets trailers only after a chunked body
 	}
-	x.member.Requests(metrics.ClassIndex(resp.StatusCode)).Inc()
-	f.finishHead(w, r, x, resp.StatusCode)
-	w.WriteHeader(resp.StatusCode)
+	x.member.Requests(metrics.ClassIndex(resp.Status)).Inc()
+	f.finishHead(w, r, x, resp.Status)
+	w.WriteHeader(resp.Status)
 	flush := http.NewResponseController(w).Flush
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)

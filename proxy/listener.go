@@ -109,7 +109,7 @@ func (l *Listener) newRouteState(r *Route) *routeState {
 	for _, p := range append([]*lb.Pool{r.Pool}, r.Router.Targets()...) {
 		if p != nil && p.HTTP2() {
 			if st.poolH2 == nil {
-				st.poolH2 = map[*lb.Pool]*http.Transport{}
+				st.poolH2 = map[*lb.Pool]*h2pool{}
 			}
 			st.poolH2[p] = l.opts.Forwarder.h2.get(h2Key{connect: r.ConnectTimeout, idle: r.MemberTimeout, tlsKey: p.TLSKey(), h2c: p.TLS() == nil}, p.TLS())
 			continue

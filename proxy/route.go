@@ -75,8 +75,8 @@ type routeState struct {
 	// poolTransports holds the member upstreams of pools that need their
 	// own (PROXY headers, TLS to members), resolved once per route.
 	poolTransports map[*lb.Pool]*upstream
-	// poolH2 holds the HTTP/2 transports of pools that speak it.
-	poolH2 map[*lb.Pool]*http.Transport
+	// poolH2 holds the HTTP/2 member connections of pools that speak it.
+	poolH2 map[*lb.Pool]*h2pool
 }
 
 // errNotAllowed marks connections refused by Allowed.

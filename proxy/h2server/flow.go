@@ -106,6 +106,14 @@ func (c *Conn) dropBodyLocked(s *stream) {
 // requestBody is a stream's request body as the handler reads it.
 type requestBody struct{ s *stream }
 
+// Complete reports whether the client has sent the whole body (its
+// END_STREAM has arrived, or the stream failed): Read will not wait.
+func (b requestBody) Complete() bool {
+	b.s.c.mu.Lock()
+	defer b.s.c.mu.Unlock()
+	return b.s.bodyErr != nil
+}
+
 func (b requestBody) Read(p []byte) (int, error) {
 	s := b.s
 	c := s.c

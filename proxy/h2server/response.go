@@ -144,6 +144,7 @@ func (w *responseWriter) FlushError() error {
 func (w *responseWriter) SetReadDeadline(t time.Time) error {
 	w.s.c.mu.Lock()
 	w.s.rdl = t
+	w.s.cond.Broadcast() // a pending Read waits under the new deadline, as on a net.Conn
 	w.s.c.mu.Unlock()
 	return nil
 }
