@@ -341,6 +341,13 @@ func TestH2MemberSilenceCutsTheStream(t *testing.T) {
 	h.cert("site.pem", "site.example")
 	release := make(chan struct{})
 	member := h2cMember(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/no-head" {
+			select { // silent from the start
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
 		_, _ = io.WriteString(w, "first part;")
 		w.(http.Flusher).Flush()
 		select { // then silence
@@ -370,6 +377,18 @@ pools:
 		t.Fatalf("after %s: body %q, err %v; want the first part, then a cut stream within about 400 ms", took, body, err)
 	}
 	t.Logf("stream cut %s after the request (timeout_member_data 400 ms): %v", took.Round(time.Millisecond), err)
+
+	// No head at all: a 504 once timeout_member_data has passed.
+	start = time.Now()
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, "https://"+h.addr("127.0.0.1:0")+"/no-head", nil)
+	res, err = h.client("site.example", true).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if took := time.Since(start); res.StatusCode != http.StatusGatewayTimeout || took > 3*time.Second {
+		t.Fatalf("member without a head: %d after %s, want 504 after about 400 ms", res.StatusCode, took)
+	}
 }
 
 // h2cMember serves handler over HTTP/2 with prior knowledge until the test

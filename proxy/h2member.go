@@ -225,7 +225,6 @@ func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchan
 	out := &h2client.Request{
 		Method: r.Method, Scheme: scheme, Authority: r.Host, Path: r.URL.RequestURI(),
 		Header: outboundHeader(r, x), ContentLength: r.ContentLength,
-		HeadTimeout: x.route.MemberTimeout,
 	}
 	if x.body != nil {
 		out.Body, out.BodyComplete, out.Abort = x.body, x.body.complete, x.body.abort
@@ -241,21 +240,27 @@ func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchan
 	}
 	ctx, cancel := context.WithCancel(r.Context()) // a client's reset cancels the member's stream
 	defer cancel()
+	// timeout_member_data: the wait for the head, then each silence.
+	idle := watchIdle(x.route.MemberTimeout, cancel)
+	defer idle.stop()
 	start := time.Now()
 	var tried []*lb.Member
 	for unprocessed := 0; ; {
 		c, h1, err := p.get(ctx, x.member.Addr)
 		if h1 {
+			idle.stop()
 			return f.exchange(w, r, x, p.h1)
 		}
 		var resp *h2client.Response
 		if err == nil {
+			idle.touch()
 			resp, err = c.RoundTrip(ctx, out)
 		}
 		if err == nil {
-			idle := watchIdle(x.route.MemberTimeout, cancel)
-			defer idle.stop()
 			return f.relayH2(w, r, x, resp, idle)
+		}
+		if idle.fired() {
+			err = silentError{x.route.MemberTimeout}
 		}
 		if errors.Is(err, h2client.ErrUnprocessed) && bodyUnsent(x) && unprocessed < maxRetries && ctx.Err() == nil {
 			unprocessed++
@@ -276,6 +281,16 @@ func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchan
 		return false
 	}
 }
+
+// silentError is a member that sent no response head within
+// timeout_member_data: a timeout (504), as on the HTTP/1.1 path.
+type silentError struct{ d time.Duration }
+
+func (e silentError) Error() string {
+	return fmt.Sprintf("no response head within timeout_member_data (%s)", e.d)
+}
+func (silentError) Timeout() bool   { return true }
+func (silentError) Temporary() bool { return true }
 
 // isGRPC reports whether r is a gRPC call (RFC-less, but every gRPC
 // implementation sends this content type).
@@ -360,7 +375,9 @@ func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange,
 				x.member.Errors("client_gone").Inc()
 				return true
 			}
-			_ = flush()
+			if !resp.Body.Ready() { // more is coming later: send what came (gRPC streams)
+				_ = flush()
+			}
 		}
 		if rerr == io.EOF {
 			break
@@ -386,11 +403,10 @@ func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange,
 	return false
 }
 
-// idleWatch is timeout_member_data on an HTTP/2 member stream once its
-// response has begun (the transport's ResponseHeaderTimeout covers the wait
-// for the head): a member silent that long has its stream cancelled, as
-// haproxy's timeout server cuts a silent connection. A nil watch (no
-// timeout) does nothing.
+// idleWatch is timeout_member_data on an HTTP/2 member stream, from the
+// request to the head and then between DATA frames: a member silent that
+// long has its stream cancelled, as haproxy's timeout server cuts a
+// silent connection. A nil watch (no timeout) does nothing.
 type idleWatch struct {
 	d     time.Duration
 	t     *time.Timer

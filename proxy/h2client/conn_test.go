@@ -172,24 +172,6 @@ func TestCancelResetsTheMembersStream(t *testing.T) {
 	}
 }
 
-// TestHeadTimeout: a member that sends no head within HeadTimeout fails
-// the request with a timeout error, and the stream is reset.
-func TestHeadTimeout(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
-	c := serveH2(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}), Options{})
-	_, err := get(t, c, context.Background(), &Request{Method: "GET", Scheme: "http", Authority: "m", Path: "/", HeadTimeout: 100 * time.Millisecond})
-	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() {
-		t.Fatalf("err %v, want a timeout", err)
-	}
-}
-
 // TestRequestHeadChecks: fields HTTP/2 cannot carry are refused before
 // anything is written, and the connection keeps working (its hpack state
 // untouched); connection-specific fields are not sent.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"sync"
-	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -35,9 +34,6 @@ type Request struct {
 	// Trailer, when set, is called after Body's EOF for the trailer
 	// fields to send.
 	Trailer func() http.Header
-	// HeadTimeout bounds the wait for the response head (0: none); it
-	// fails with an error whose Timeout() is true.
-	HeadTimeout time.Duration
 }
 
 // Response is a member's answer. Body must be closed; Trailer is filled
@@ -53,15 +49,6 @@ type Response struct {
 type StreamError struct{ Code http2.ErrCode }
 
 func (e StreamError) Error() string { return "the member reset the stream: " + e.Code.String() }
-
-// timeoutError is a response head that did not come in time.
-type timeoutError struct{ d time.Duration }
-
-func (e timeoutError) Error() string {
-	return fmt.Sprintf("the member sent no response head within %s", e.d)
-}
-func (timeoutError) Timeout() bool   { return true }
-func (timeoutError) Temporary() bool { return true }
 
 // stream is one request's state; the fields after wake are guarded by
 // c.mu.
@@ -121,7 +108,8 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 16<<10); return 
 
 // RoundTrip sends r on a stream reserved with Reserve (which it uses up,
 // successful or not) and returns the response head. ctx ends the stream:
-// it resets it when done before the stream is.
+// it resets it when done before the stream is; a bound on the member's
+// silence is the caller's, through ctx.
 func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Response, error) {
 	s := &stream{c: c, ctx: ctx, isHead: r.Method == http.MethodHead, wake: make(chan struct{}, 1), sendWake: make(chan struct{}, 1), declared: -1, recvWindow: streamWindow}
 	c.lockWrite()
@@ -166,7 +154,7 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Response, error) {
 		s.sent, s.abort = make(chan struct{}), r.Abort
 		go s.sendBody(r, maxFrame)
 	}
-	if err := s.awaitHead(r.HeadTimeout); err != nil {
+	if err := s.awaitHead(); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -177,9 +165,8 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Response, error) {
 	return resp, nil
 }
 
-// awaitHead waits for the response head, the stream's end or the timeout.
-func (s *stream) awaitHead(timeout time.Duration) error {
-	var expire <-chan time.Time
+// awaitHead waits for the response head, the stream's end or ctx's.
+func (s *stream) awaitHead() error {
 	for {
 		s.c.mu.Lock()
 		status, err := s.status, s.err
@@ -190,17 +177,10 @@ func (s *stream) awaitHead(timeout time.Duration) error {
 		case err != nil:
 			return err
 		}
-		if expire == nil && timeout > 0 {
-			t := time.NewTimer(timeout)
-			defer t.Stop()
-			expire = t.C
-		}
 		select {
 		case <-s.wake:
 		case <-s.ctx.Done():
 			return s.ctx.Err()
-		case <-expire:
-			return timeoutError{timeout}
 		}
 	}
 }
@@ -470,6 +450,17 @@ func (b *Body) Read(p []byte) (int, error) {
 	}
 	c.mu.Unlock()
 	return 0, err
+}
+
+// Ready reports whether Read would return without waiting: DATA is
+// buffered, or the stream has ended or failed. A relay flushes what it
+// wrote only when the answer is no, so that a response arriving whole
+// (gRPC's DATA and trailers) leaves in one write.
+func (b *Body) Ready() bool {
+	s := b.s
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.off < len(s.data) || s.ended || s.err != nil
 }
 
 // Close ends the stream; see stream.close.
