@@ -4,6 +4,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"time"
 )
 
 // corkedConn gathers writes to an HTTP/2 member connection into fewer
@@ -27,6 +28,9 @@ type corkedConn struct {
 	kick  chan struct{} // capacity 1: the flusher has work
 	done  chan struct{} // closed by Close
 	once  sync.Once
+	// writing is held by whoever writes to Conn (the flusher, then Close),
+	// keeping the bytes in order.
+	writing sync.Mutex
 }
 
 // maxCorked bounds the queued bytes of one connection.
@@ -66,10 +70,14 @@ func (c *corkedConn) flusher() {
 			return
 		}
 		runtime.Gosched() // let the writers that are running add theirs
+		// writing is taken before the bytes are, so Close, once it holds
+		// it, finds every byte either written or still queued.
+		c.writing.Lock()
 		c.mu.Lock()
-		if len(c.buf) == 0 {
+		if len(c.buf) == 0 || c.err != nil {
 			c.mu.Unlock()
-			continue // taken by the previous round
+			c.writing.Unlock()
+			continue // taken by the previous round, or closed
 		}
 		// The two buffers swap roles: writers fill one while the other
 		// is on its way.
@@ -77,6 +85,7 @@ func (c *corkedConn) flusher() {
 		c.buf = c.spare[:0]
 		c.mu.Unlock()
 		_, err := c.Conn.Write(b)
+		c.writing.Unlock()
 		c.mu.Lock()
 		c.spare = b[:0]
 		if err != nil && c.err == nil {
@@ -91,17 +100,28 @@ func (c *corkedConn) flusher() {
 	}
 }
 
-// Close stops the flusher and closes the connection; bytes still queued
-// are dropped, as a close drops a socket's unsent data.
+// Close stops the flusher, writes what is still queued (the last frames,
+// such as a GOAWAY, after the flusher's write in flight and within a
+// second) and closes the connection.
 func (c *corkedConn) Close() error {
 	c.once.Do(func() {
 		close(c.done)
+		c.writing.Lock()
 		c.mu.Lock()
-		if c.err == nil {
+		rest := c.buf
+		c.buf = nil
+		if c.err != nil {
+			rest = nil // the connection failed: nothing more gets through
+		} else {
 			c.err = net.ErrClosed
 		}
 		c.cond.Broadcast()
 		c.mu.Unlock()
+		if len(rest) > 0 {
+			_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = c.Conn.Write(rest)
+		}
+		c.writing.Unlock()
 	})
 	return c.Conn.Close()
 }

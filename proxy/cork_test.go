@@ -65,3 +65,23 @@ func TestCorkedConnKeepsOrderAndFails(t *testing.T) {
 		t.Fatalf("write after Close: %v", err)
 	}
 }
+
+// TestCorkedConnCloseWritesWhatIsQueued: bytes written just before Close
+// (an HTTP/2 GOAWAY, say) reach the peer before the connection ends.
+func TestCorkedConnCloseWritesWhatIsQueued(t *testing.T) {
+	for range 50 { // the flusher may or may not have taken the bytes yet
+		a, b := net.Pipe()
+		c := newCorkedConn(a)
+		got := make(chan []byte, 1)
+		go func() {
+			data, _ := io.ReadAll(b)
+			got <- data
+		}()
+		_, _ = c.Write([]byte("first;"))
+		_, _ = c.Write([]byte("last"))
+		c.Close()
+		if data := <-got; string(data) != "first;last" {
+			t.Fatalf("the peer read %q before the close, want %q", data, "first;last")
+		}
+	}
+}

@@ -397,10 +397,29 @@ func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange,
 			return true
 		}
 	}
+	if ts := trailerSetter(w); ts != nil {
+		ts.SetTrailers(resp.Trailer)
+		return false
+	}
 	for k, vs := range resp.Trailer {
 		out[http.TrailerPrefix+k] = vs
 	}
 	return false
+}
+
+// trailerSetter finds, under w's wrappers, a writer that takes trailers
+// as a map (the HTTP/2 server's); nil if there is none.
+func trailerSetter(w http.ResponseWriter) interface{ SetTrailers(http.Header) } {
+	for {
+		if ts, ok := w.(interface{ SetTrailers(http.Header) }); ok {
+			return ts
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
 }
 
 // idleWatch is timeout_member_data on an HTTP/2 member stream, from the

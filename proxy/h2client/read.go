@@ -29,10 +29,11 @@ func (c *Conn) readLoop() {
 	err := c.readFrames()
 	var ce connError
 	if errors.As(err, &ce) {
-		c.mu.Lock()
-		c.queueLocked(ctrlFrame{kind: ctrlGoAway, val: uint32(ce.code)})
-		c.mu.Unlock()
-		c.kick()
+		// Written before the close, waiting for the write lock if need
+		// be (a writer holding it is bounded by the write deadline).
+		c.lockWrite()
+		_ = c.fr.WriteGoAway(0, ce.code, nil)
+		c.unlockWrite()
 	}
 	c.fail(err)
 }

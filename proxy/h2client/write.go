@@ -23,7 +23,6 @@ const (
 	ctrlPingAck
 	ctrlWindow
 	ctrlReset
-	ctrlGoAway
 )
 
 // ctrlFrame is a queued frame: val is the window increment or the error
@@ -106,8 +105,6 @@ func (c *Conn) writeControl() {
 			_ = c.fr.WriteWindowUpdate(f.id, f.val)
 		case ctrlReset:
 			_ = c.fr.WriteRSTStream(f.id, http2.ErrCode(f.val))
-		case ctrlGoAway:
-			_ = c.fr.WriteGoAway(f.id, http2.ErrCode(f.val), nil)
 		}
 	}
 }

@@ -26,12 +26,41 @@ type responseWriter struct {
 	ended    bool
 	declared int64 // Content-Length set by the handler; -1: none
 	written  int64
-	err      error // sticky
+	err      error       // sticky
+	trailers http.Header // from SetTrailers
 }
 
 var errBodyTooLong = errors.New("h2server: response body longer than its Content-Length")
 
 func (w *responseWriter) Header() http.Header { return w.header }
+
+// SetTrailers sets trailer fields to send after the body, beside those the
+// handler sets through http.TrailerPrefix or the Trailer header: a relay
+// passes a member's trailers so, without re-keying each. Names must be
+// canonical; fields that are never trailers are left out.
+func (w *responseWriter) SetTrailers(tr http.Header) { w.trailers = tr }
+
+// trailerFields are the trailers to send; nil for none. The map from
+// SetTrailers is used as it is when nothing has to be added or dropped.
+func (w *responseWriter) trailerFields() http.Header {
+	tr := httpwire.Trailers(w.header)
+	clean := true
+	for k := range w.trailers {
+		clean = clean && !httpwire.NeverTrailer(k)
+	}
+	if tr == nil && clean && len(w.trailers) > 0 {
+		return w.trailers
+	}
+	for k, vs := range w.trailers {
+		if len(vs) > 0 && !httpwire.NeverTrailer(k) {
+			if tr == nil {
+				tr = http.Header{}
+			}
+			tr[k] = append(tr[k], vs...)
+		}
+	}
+	return tr
+}
 
 // WriteHeader records the status. Interim (1xx) statuses are not relayed.
 func (w *responseWriter) WriteHeader(code int) {
@@ -96,7 +125,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 			w.writeHeadLocked(false)
 		}
 		w.written += int64(n)
-		end := w.declared >= 0 && w.written == w.declared && httpwire.Trailers(w.header) == nil
+		end := w.declared >= 0 && w.written == w.declared && w.trailerFields() == nil
 		_ = c.fr.WriteData(w.s.id, end, p[:n])
 		c.unlockWrite()
 		if err := c.writeError(); err != nil {
@@ -180,7 +209,7 @@ func (w *responseWriter) finish() {
 		c.resetStream(w.s, http2.ErrCodeInternal)
 		return
 	}
-	tr := httpwire.Trailers(w.header)
+	tr := w.trailerFields()
 	if !c.lockStream(w.s) {
 		return
 	}

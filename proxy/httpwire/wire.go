@@ -311,6 +311,16 @@ func HeadOnly(h http.Header) http.Header {
 	return out
 }
 
+// NeverTrailer reports the canonical names that are never sent as
+// trailers: framing, routing and what the head must carry.
+func NeverTrailer(name string) bool {
+	switch name {
+	case "Content-Length", "Transfer-Encoding", "Host", "Trailer", "Connection", "Te", "Content-Type":
+		return true
+	}
+	return false
+}
+
 // Trailers are the fields to send after a chunked body, as net/http sends
 // them: values set with http.TrailerPrefix, and fields named in the
 // Trailer header; framing and routing fields are never trailers (RFC 9110
@@ -319,11 +329,7 @@ func Trailers(h http.Header) http.Header {
 	var out http.Header
 	add := func(name string, vs []string) {
 		name = http.CanonicalHeaderKey(name)
-		switch name {
-		case "Content-Length", "Transfer-Encoding", "Host", "Trailer", "Connection", "Te", "Content-Type":
-			return
-		}
-		if len(vs) == 0 || !httpguts.ValidHeaderFieldName(name) {
+		if len(vs) == 0 || NeverTrailer(name) || !httpguts.ValidHeaderFieldName(name) {
 			return
 		}
 		if out == nil {
