@@ -131,10 +131,10 @@ func (p *h2pool) get(ctx context.Context, addr string) (c *h2client.Conn, h1 boo
 			p.mu.Unlock()
 			select {
 			case <-d.done:
-				if d.err != nil {
+				if d.err != nil && !errors.Is(d.err, context.Canceled) {
 					return nil, false, d.err
 				}
-				continue
+				continue // dialed, or the dialing request went away: try again
 			case <-ctx.Done():
 				return nil, false, ctx.Err()
 			}

@@ -2,6 +2,7 @@ package h2client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -114,8 +115,11 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Response, error) {
 	s := &stream{c: c, ctx: ctx, isHead: r.Method == http.MethodHead, wake: make(chan struct{}, 1), sendWake: make(chan struct{}, 1), declared: -1, recvWindow: streamWindow}
 	c.lockWrite()
 	c.mu.Lock()
-	if c.err != nil {
+	if c.err != nil || c.nextID > maxStreamID {
 		err := c.err
+		if err == nil {
+			err = errors.New("stream IDs used up") // reserved alongside the last one
+		}
 		c.mu.Unlock()
 		c.unlockWrite()
 		c.release()
