@@ -8,16 +8,15 @@ import (
 )
 
 // corkedConn gathers writes to an HTTP/2 member connection into fewer
-// system calls. net/http's client transport flushes a request's HEADERS
-// and then each DATA frame separately, and every stream of a multiplexed
-// connection flushes on its own: a gRPC call cost two write(2)s toward its
-// member. Here a Write only queues its bytes; the connection's flusher
+// TLS records and system calls: every stream of a multiplexed connection
+// flushes its own frames, so concurrent calls would each cost a write(2)
+// toward the member. Here a Write only queues its bytes; the connection's flusher
 // goroutine, woken by the first of them, yields once and then writes
 // everything queued by then in one call, in order — the TCP_CORK idea
 // without the kernel's 200 ms timer. Queued bytes are bounded (writers
 // wait beyond maxCorked), and the first write error fails every later
-// Write and closes the connection, so the transport's read loop sees it
-// too. The flusher is owned by the connection and ends with Close.
+// Write and closes the connection, so the HTTP/2 client's read loop sees
+// it too. The flusher is owned by the connection and ends with Close.
 type corkedConn struct {
 	net.Conn
 	mu    sync.Mutex

@@ -26,8 +26,9 @@
 //     connection (member.go, upstream.go) and relay the response, in the
 //     serving goroutine itself: HTTP/1.1 to members, framing re-done by
 //     terminator on both sides.
-//   - h2member.go speaks HTTP/2 to members of pools that offer h2 (or h2c),
-//     through net/http's client transport, trailers both ways; gRPC passes.
+//   - h2member.go speaks HTTP/2 to members of pools that offer h2 (or h2c)
+//     through package h2client (one reader per member connection, requests
+//     written by their own goroutine), trailers both ways; gRPC passes.
 //   - h2server (a package of its own) is the HTTP/2 server loop on x/net's
 //     Framer and hpack: one reader per connection, a goroutine per request,
 //     frames written by the request's goroutine under one lock, the limits
