@@ -24,6 +24,7 @@ func TestDependencyDirection(t *testing.T) {
 		"proxy":              {"dataplane", "backends/", "config", "cmd/"},
 		"proxy/httpwire":     {"proxy", "dataplane", "backends/", "config", "cmd/", "certs", "sni", "metrics", "proxy/l7", "proxy/lb"},
 		"proxy/h2server":     {"proxy", "dataplane", "backends/", "config", "cmd/", "certs", "sni", "metrics", "proxy/l7", "proxy/lb"},
+		"proxy/sockio":       {"proxy", "dataplane", "backends/", "config", "cmd/", "certs", "sni", "metrics", "proxy/l7", "proxy/lb", "proxy/h2server", "proxy/h2client", "proxy/httpwire"},
 		"proxy/h2client":     {"proxy", "dataplane", "backends/", "config", "cmd/", "certs", "sni", "metrics", "proxy/l7", "proxy/lb", "proxy/h2server", "proxy/httpwire"},
 		"proxy/l7":           {"proxy", "dataplane", "backends/", "config", "cmd/", "certs", "sni", "metrics", "proxy/lb"},
 		"proxy/lb":           {"proxy", "dataplane", "backends/", "config", "cmd/", "certs", "sni", "proxy/l7"},

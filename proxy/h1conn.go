@@ -22,6 +22,7 @@ import (
 
 	"github.com/terminator-proxy/terminator/metrics"
 	"github.com/terminator-proxy/terminator/proxy/httpwire"
+	"github.com/terminator-proxy/terminator/proxy/sockio"
 )
 
 // terminator serves HTTP/1.x itself (HTTP/2: package h2server). The own
@@ -54,9 +55,9 @@ type h1conn struct {
 	// socket to wait on, nil when a layer above it buffers on its own;
 	// rec is the record framer under TLS; src tells whether crypto/tls
 	// may still hold decrypted bytes.
-	raw   *socketProbe
+	raw   *sockio.Probe
 	rec   *recordConn
-	src   fillTracker
+	src   sockio.FillTracker
 	mu    sync.Mutex // guards idle and fresh
 	idle  bool       // waiting for a request; Shutdown may close it
 	fresh bool       // no request read yet
@@ -74,13 +75,13 @@ const freshGrace = 5 * time.Second
 func (l *Listener) startH1(c net.Conn) {
 	ci := newConnInfo(c)
 	hc := &h1conn{l: l, c: c, ci: ci, idle: true, fresh: true, born: time.Now()}
-	hc.src.r = c
+	hc.src.R = c
 	if tc, ok := c.(*tls.Conn); ok {
 		if hc.rec, _ = tc.NetConn().(*recordConn); hc.rec != nil {
-			hc.raw = newSocketProbe(tcpOf(hc.rec))
+			hc.raw = sockio.NewProbe(tcpOf(hc.rec))
 		}
 	} else {
-		hc.raw = newSocketProbe(tcpOf(c))
+		hc.raw = sockio.NewProbe(tcpOf(c))
 	}
 	hc.ctx, hc.cancel = context.WithCancel(context.WithValue(context.Background(), connInfoKey{}, ci))
 	s := &l.h1
@@ -182,7 +183,7 @@ func (hc *h1conn) serve() {
 		}
 		if hc.br == nil {
 			if hc.idleSafe() {
-				if err := hc.raw.wait(); err != nil {
+				if err := hc.raw.Wait(); err != nil {
 					return // timeout, close or shutdown while idle
 				}
 			}
@@ -229,7 +230,7 @@ func (hc *h1conn) serve() {
 // idleSafe reports whether every byte received so far has been read out of
 // the layers above the socket, so waiting on the socket cannot miss any.
 func (hc *h1conn) idleSafe() bool {
-	return hc.raw != nil && (hc.br == nil || hc.br.Buffered() == 0) && !hc.src.full &&
+	return hc.raw != nil && (hc.br == nil || hc.br.Buffered() == 0) && !hc.src.Full() &&
 		(hc.rec == nil || !hc.rec.pending())
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/terminator-proxy/terminator/proxy/h2server"
+	"github.com/terminator-proxy/terminator/proxy/sockio"
 )
 
 // h2conns tracks a listener's HTTP/2 connections (package h2server serves
@@ -97,7 +98,7 @@ func idleWaiter(c net.Conn) func() error {
 	if rec == nil {
 		return nil
 	}
-	probe := newSocketProbe(tcpOf(rec))
+	probe := sockio.NewProbe(tcpOf(rec))
 	if probe == nil {
 		return nil
 	}
@@ -105,6 +106,6 @@ func idleWaiter(c net.Conn) func() error {
 		if rec.pending() {
 			return nil // crypto/tls has a record to read: no need to wait
 		}
-		return probe.wait()
+		return probe.Wait()
 	}
 }

@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"errors"
-	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -100,80 +98,6 @@ func (c *recordConn) release() {
 
 // pending reports bytes received but not yet handed to crypto/tls.
 func (c *recordConn) pending() bool { return c.buf != nil }
-
-// fillTracker sits between the request reader and the connection and
-// remembers whether the last Read filled the caller's buffer (then the
-// layer below may hold more).
-type fillTracker struct {
-	r    io.Reader
-	full bool
-}
-
-func (t *fillTracker) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	t.full = n == len(p)
-	return n, err
-}
-
-// socketProbe looks at one socket without reading from it: wait blocks
-// until it is readable holding no buffer, alive reports whether a pooled
-// member connection is still open and silent. It is made once per
-// connection, so a probe allocates nothing (a SyscallConn and a closure
-// per call were four allocations per request).
-type socketProbe struct {
-	rc      syscall.RawConn
-	first   bool
-	ready   bool // alive: the peek found no data and no EOF
-	scratch [1]byte
-	waitFn  func(fd uintptr) bool
-	aliveFn func(fd uintptr) bool
-}
-
-// newSocketProbe returns a probe of c's socket, or nil when c has none.
-func newSocketProbe(c syscall.Conn) *socketProbe {
-	if c == nil {
-		return nil
-	}
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	p := &socketProbe{rc: rc}
-	p.waitFn, p.aliveFn = p.waitCheck, p.aliveCheck
-	return p
-}
-
-// wait blocks until the socket has bytes (or EOF, or an error) to read,
-// or its read deadline passes. It costs no syscall beyond the one a
-// blocking read would make: a non-blocking MSG_PEEK first, and after the
-// poller's wake-up none.
-func (p *socketProbe) wait() error {
-	p.first = true
-	return p.rc.Read(p.waitFn)
-}
-
-func (p *socketProbe) waitCheck(fd uintptr) bool {
-	if !p.first {
-		return true
-	}
-	p.first = false
-	_, _, e := syscall.Recvfrom(int(fd), p.scratch[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	return !errors.Is(e, syscall.EAGAIN)
-}
-
-// alive reports whether the socket is open with nothing to read: a pooled
-// connection the member closed, or on which it sent bytes nobody asked
-// for, must not carry another request.
-func (p *socketProbe) alive() bool {
-	p.ready = false
-	return p.rc.Read(p.aliveFn) == nil && p.ready
-}
-
-func (p *socketProbe) aliveCheck(fd uintptr) bool {
-	_, _, e := syscall.Recvfrom(int(fd), p.scratch[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	p.ready = errors.Is(e, syscall.EAGAIN)
-	return true
-}
 
 // tcpOf returns the socket under the wrappers terminator puts around an
 // accepted connection, or nil when a layer may buffer bytes of its own

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+
+	"github.com/terminator-proxy/terminator/proxy/sockio"
 )
 
 // memberIdleTimeout closes member connections left idle this long, as
@@ -41,7 +43,7 @@ type upstream struct {
 // borrowed per request.
 type memberConn struct {
 	c        net.Conn         // what requests are written to (TLS, timeouts)
-	probe    *socketProbe     // liveness probes of the TCP connection underneath; nil when it has no socket
+	probe    *sockio.Probe    // liveness probes of the TCP connection underneath; nil when it has no socket
 	tls      *tls.Conn        // c when the member speaks TLS, else nil
 	timeouts *idleTimeoutConn // the member timeout layer, if any
 	br       *bufio.Reader
@@ -62,7 +64,7 @@ func (u *upstream) get(ctx context.Context, x *exchange, addr string) (*memberCo
 		if mc == nil {
 			break
 		}
-		if mc.probe == nil || mc.probe.alive() {
+		if mc.probe == nil || mc.probe.Alive() {
 			return mc, nil
 		}
 		mc.close()
@@ -223,7 +225,7 @@ func (u *upstream) dial(ctx context.Context, x *exchange, addr string) (*memberC
 	}
 	mc := &memberConn{c: c, br: bufio.NewReaderSize(c, 4<<10), addr: addr}
 	if sc, ok := raw.(syscall.Conn); ok {
-		mc.probe = newSocketProbe(sc)
+		mc.probe = sockio.NewProbe(sc)
 	}
 	mc.tls, _ = c.(*tls.Conn)
 	if u.key.idle > 0 {

@@ -17,6 +17,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/terminator-proxy/terminator/proxy/sockio"
 )
 
 // Window sizes terminator advertises: a request body is buffered up to
@@ -71,8 +73,8 @@ type Conn struct {
 	cancel   context.CancelFunc
 	remote   string
 	tlsState *tls.ConnectionState
-	br       *bufio.Reader // borrowed from readers; nil while idle
-	src      fillTracker   // what br reads from
+	br       *bufio.Reader      // borrowed from readers; nil while idle
+	src      sockio.FillTracker // what br reads from
 	// frameStart is set by the read loop before each frame; pokeMu
 	// guards blocked (the loop waits for a frame's first bytes) and
 	// poked (poke interrupted that wait).
@@ -152,7 +154,7 @@ func NewConn(c net.Conn, o Options) *Conn {
 		cs := tc.ConnectionState()
 		sc.tlsState = &cs
 	}
-	sc.src.r = c
+	sc.src.R = c
 	sc.fr = http2.NewFramer(connWriter{sc}, connReader{sc})
 	sc.fr.SetMaxReadFrameSize(maxReadFrame)
 	sc.hdec = hpack.NewDecoder(4096, sc.blk.emit)

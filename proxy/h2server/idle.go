@@ -3,7 +3,6 @@ package h2server
 import (
 	"bufio"
 	"errors"
-	"io"
 	"sync"
 	"time"
 )
@@ -45,7 +44,7 @@ func (c *Conn) releaseReader() {
 // received waits in the read buffer or, as far as this layer can tell,
 // below it.
 func (c *Conn) idle() bool {
-	if (c.br != nil && c.br.Buffered() > 0) || c.src.full {
+	if (c.br != nil && c.br.Buffered() > 0) || c.src.Full() {
 		return false
 	}
 	c.mu.Lock()
@@ -91,18 +90,5 @@ func (c *Conn) boundaryRead(p []byte) (int, error) {
 	if poked && n == 0 {
 		return 0, errPoked
 	}
-	return n, err
-}
-
-// fillTracker remembers whether the last read filled the caller's buffer
-// (then the layer below may hold more).
-type fillTracker struct {
-	r    io.Reader
-	full bool
-}
-
-func (t *fillTracker) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	t.full = n == len(p)
 	return n, err
 }

@@ -1,0 +1,104 @@
+package sockio
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+func tcpPair(t *testing.T) (*net.TCPConn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); peer.Close() })
+	return c.(*net.TCPConn), peer
+}
+
+// eventually polls cond for up to two seconds: a byte or FIN written by
+// the peer reaches the socket a moment later.
+func eventually(cond func() bool) bool {
+	for range 200 {
+		if cond() {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+// TestAliveSeesBytesAndCloses: a silent open socket is alive; one with
+// unread bytes, or closed by its peer, is not — and the probe reads
+// nothing (the byte is still there for a real read).
+func TestAliveSeesBytesAndCloses(t *testing.T) {
+	c, peer := tcpPair(t)
+	p := NewProbe(c)
+	if !p.Alive() {
+		t.Fatal("a silent open socket is not alive")
+	}
+	_, _ = peer.Write([]byte("x"))
+	if !eventually(func() bool { return !p.Alive() }) {
+		t.Fatal("a socket with an unsolicited byte stays alive")
+	}
+	var b [1]byte
+	if n, err := c.Read(b[:]); n != 1 || b[0] != 'x' || err != nil {
+		t.Fatalf("the byte was consumed by the probe: %d %v", n, err)
+	}
+	if !p.Alive() {
+		t.Fatal("alive again once the byte is read")
+	}
+	peer.Close()
+	if !eventually(func() bool { return !p.Alive() }) {
+		t.Fatal("a socket its peer closed stays alive")
+	}
+}
+
+// TestWaitReturnsOnDataOrDeadline: Wait blocks until there is something to
+// read and leaves it unread; with nothing, the read deadline ends it.
+func TestWaitReturnsOnDataOrDeadline(t *testing.T) {
+	c, peer := tcpPair(t)
+	p := NewProbe(c)
+	_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if err := p.Wait(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Wait on a silent socket: %v, want the deadline", err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		_, _ = peer.Write([]byte("hello"))
+	}()
+	if err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 5)
+	if n, _ := c.Read(b); string(b[:n]) != "hello" {
+		t.Fatalf("after Wait read %q", b[:n])
+	}
+	if NewProbe(nil) != nil {
+		t.Fatal("a probe of no socket")
+	}
+}
+
+func TestFillTracker(t *testing.T) {
+	ft := &FillTracker{R: bytes.NewReader([]byte("abcdef"))}
+	buf := make([]byte, 4)
+	if _, _ = ft.Read(buf); !ft.Full() {
+		t.Error("a read that filled the buffer is not full")
+	}
+	if _, _ = ft.Read(buf); ft.Full() {
+		t.Error("a short read is full")
+	}
+}
