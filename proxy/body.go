@@ -114,3 +114,18 @@ func (outboundBody) Close() error { return nil }
 // writers are the 4 KiB buffered writers borrowed while a request is
 // written to a member or a response to a client.
 var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+
+// deadline re-arms a connection deadline at most every timeout/8.
+type deadline struct {
+	timeout time.Duration
+	last    time.Time
+}
+
+// due reports whether the deadline should be re-armed now, and records it.
+func (d *deadline) due(now time.Time) bool {
+	if d.timeout <= 0 || now.Sub(d.last) < d.timeout/8 {
+		return false
+	}
+	d.last = now
+	return true
+}

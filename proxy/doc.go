@@ -23,12 +23,14 @@
 //     (package lb: pools, balancing, persistence, member health) and calls
 //     the Forwarder.
 //   - forward.go and exchange.go write the request to a pooled member
-//     connection (member.go, upstream.go) and relay the response, in the
-//     serving goroutine itself: HTTP/1.1 to members, framing re-done by
-//     terminator on both sides.
+//     connection (package upstream: keep-alive pools per member, probed
+//     before reuse) and relay the response, in the serving goroutine
+//     itself: HTTP/1.1 to members, framing re-done by terminator on both
+//     sides.
 //   - h2member.go speaks HTTP/2 to members of pools that offer h2 (or h2c)
-//     through package h2client (one reader per member connection, requests
-//     written by their own goroutine), trailers both ways; gRPC passes.
+//     over upstream's HTTP/2 pools and package h2client (one reader per
+//     member connection, requests written by their own goroutine),
+//     trailers both ways; gRPC passes.
 //   - h2server (a package of its own) is the HTTP/2 server loop on x/net's
 //     Framer and hpack: one reader per connection, a goroutine per request,
 //     frames written by the request's goroutine under one lock, the limits

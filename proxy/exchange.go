@@ -15,6 +15,7 @@ import (
 	"github.com/terminator-proxy/terminator/metrics"
 	"github.com/terminator-proxy/terminator/proxy/httpwire"
 	"github.com/terminator-proxy/terminator/proxy/lb"
+	"github.com/terminator-proxy/terminator/proxy/upstream"
 )
 
 // maxResponseHead caps a member's response head, as the former
@@ -53,7 +54,7 @@ func (e *clientBodyError) Unwrap() error { return e.err }
 // members and a stale reused connection once on a fresh one (only when
 // the request can be sent again), then relays the response to w. It
 // reports whether the response had to be cut short after its head.
-func (f *Forwarder) exchange(w http.ResponseWriter, r *http.Request, x *exchange, up *upstream) (aborted bool) {
+func (f *Forwarder) exchange(w http.ResponseWriter, r *http.Request, x *exchange, up *upstream.Pool) (aborted bool) {
 	ctx := r.Context()
 	var upgrade string
 	if vs := r.Header["Upgrade"]; len(vs) == 1 && httpwire.HasToken(r.Header, "Connection", "upgrade") {
@@ -64,31 +65,31 @@ func (f *Forwarder) exchange(w http.ResponseWriter, r *http.Request, x *exchange
 	var tried []*lb.Member // allocated only when a retry happens
 	redialed := false
 	for {
-		var mc *memberConn
+		var mc *upstream.Conn
 		var err error
 		if redialed {
-			mc, err = up.dial(ctx, x, x.member.Addr)
+			mc, err = up.Dial(ctx, x.client(), x.member.Addr)
 		} else {
-			mc, err = up.get(ctx, x, x.member.Addr)
+			mc, err = up.Get(ctx, x.client(), x.member.Addr)
 		}
 		if err == nil {
 			// A client gone (HTTP/2 reset) or a connection cut at shutdown
 			// ends the exchange at once rather than at the member timeout.
-			stop := context.AfterFunc(ctx, mc.close)
+			stop := context.AfterFunc(ctx, mc.Close)
 			var resp memberResponse
 			resp, err = roundTrip(mc, r, h, x, upgrade)
 			if err == nil {
 				aborted, keep := f.relay(w, r, x, mc, &resp)
-				if stop() && keep && mc.atBoundary() {
-					up.put(mc)
+				if stop() && keep && mc.AtBoundary() {
+					up.Put(mc)
 				} else {
-					mc.close()
+					mc.Close()
 				}
 				return aborted
 			}
 			stop()
-			mc.close()
-			if mc.reused && !resp.started && idempotent && bodyUnsent(x) && !redialed && ctx.Err() == nil {
+			mc.Close()
+			if mc.Reused() && !resp.started && idempotent && bodyUnsent(x) && !redialed && ctx.Err() == nil {
 				redialed = true // the member closed it while it was idle
 				continue
 			}
@@ -126,6 +127,15 @@ func (x *exchange) retryElsewhere(ctx context.Context, err error, tried *[]*lb.M
 	return true
 }
 
+// client is what a new member connection carries of x's client.
+func (x *exchange) client() upstream.Client {
+	c := upstream.Client{Remote: x.ci.remote, Local: x.ci.local}
+	if x.ci.tls != nil {
+		c.ServerName = x.ci.tls.ServerName
+	}
+	return c
+}
+
 // bodyUnsent reports whether the request can be sent again: it has no
 // body, or none of its body was read.
 func bodyUnsent(x *exchange) bool { return x.body == nil || x.body.n == 0 }
@@ -158,9 +168,9 @@ func outboundHeader(r *http.Request, x *exchange) http.Header {
 }
 
 // roundTrip writes the request to mc and reads the response head.
-func roundTrip(mc *memberConn, r *http.Request, h http.Header, x *exchange, upgrade string) (memberResponse, error) {
+func roundTrip(mc *upstream.Conn, r *http.Request, h http.Header, x *exchange, upgrade string) (memberResponse, error) {
 	bw := writers.Get().(*bufio.Writer)
-	bw.Reset(mc.c)
+	bw.Reset(mc.Net)
 	werr := writeRequest(bw, r, h, x, upgrade)
 	bw.Reset(nil)
 	writers.Put(bw)
@@ -262,16 +272,16 @@ func writeBody(bw *bufio.Writer, body *clientBody, length int64, chunked bool) e
 
 // readResponse reads the member's response head, skipping interim (1xx)
 // responses other than 101, and works out the body's framing.
-func readResponse(mc *memberConn, r *http.Request, upgrade string) (memberResponse, error) {
+func readResponse(mc *upstream.Conn, r *http.Request, upgrade string) (memberResponse, error) {
 	bp := headBufs.Get().(*[]byte)
 	defer headBufs.Put(bp)
 	resp := memberResponse{}
 	for interim := 0; ; interim++ {
-		if _, err := mc.br.Peek(1); err != nil {
+		if _, err := mc.R.Peek(1); err != nil {
 			return resp, err
 		}
 		resp.started = true
-		start, h, err := httpwire.ReadHead(mc.br, *bp, maxResponseHead)
+		start, h, err := httpwire.ReadHead(mc.R, *bp, maxResponseHead)
 		if err != nil {
 			return resp, fmt.Errorf("reading the response head: %w", err)
 		}
@@ -308,7 +318,7 @@ func readResponse(mc *memberConn, r *http.Request, upgrade string) (memberRespon
 
 // relay copies the member's response to the client. keep reports that the
 // response ended cleanly and the member connection can carry another.
-func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, x *exchange, mc *memberConn, resp *memberResponse) (aborted, keep bool) {
+func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, x *exchange, mc *upstream.Conn, resp *memberResponse) (aborted, keep bool) {
 	out := w.Header()
 	copyEndToEnd(out, resp.header)
 	x.member.Requests(metrics.ClassIndex(resp.status)).Inc()
@@ -321,7 +331,7 @@ func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, x *exchange, m
 	if resp.length == 0 {
 		return false, resp.keepAlive
 	}
-	if err, clientSide := copyResponseBody(w, mc.br, resp); err != nil {
+	if err, clientSide := copyResponseBody(w, mc.R, resp); err != nil {
 		if clientSide {
 			x.member.Errors("client_gone").Inc()
 			f.log.Debug("client went away during the response", "listener", x.route.Listener, "err", err)
@@ -417,8 +427,8 @@ func copyResponseBody(w http.ResponseWriter, br *bufio.Reader, resp *memberRespo
 // tunnel completes a protocol upgrade (WebSocket): it takes over the
 // client connection, sends the 101 head, and copies bytes both ways until
 // either side closes or the member stays silent for the member timeout.
-func (f *Forwarder) tunnel(w http.ResponseWriter, r *http.Request, x *exchange, mc *memberConn, resp *memberResponse) {
-	defer mc.close()
+func (f *Forwarder) tunnel(w http.ResponseWriter, r *http.Request, x *exchange, mc *upstream.Conn, resp *memberResponse) {
+	defer mc.Close()
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		clear(w.Header())
@@ -440,12 +450,12 @@ func (f *Forwarder) tunnel(w http.ResponseWriter, r *http.Request, x *exchange, 
 	done := make(chan struct{})
 	go func() { // owned by this call, which waits for it
 		defer close(done)
-		_, _ = io.Copy(mc.c, brw.Reader) // buffered bytes first, then the connection
-		mc.close()
+		_, _ = io.Copy(mc.Net, brw.Reader) // buffered bytes first, then the connection
+		mc.Close()
 		conn.Close()
 	}()
-	_, _ = io.Copy(conn, mc.br)
-	mc.close()
+	_, _ = io.Copy(conn, mc.R)
+	mc.Close()
 	conn.Close()
 	<-done
 }

@@ -1,22 +1,21 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/terminator-proxy/terminator/proxy/lb"
+	"github.com/terminator-proxy/terminator/proxy/upstream"
 )
 
 // Forwarder sends requests to pool members over HTTP/1.1 with keep-alive
 // connection reuse per member. One Forwarder serves every listener of the
 // process; it is safe for concurrent use.
 type Forwarder struct {
-	upstreams *transports
-	h2        *h2transports // members spoken to in HTTP/2
+	upstreams *upstream.Registry[upstream.Key, *upstream.Pool]
+	h2        *upstream.Registry[upstream.H2Key, *upstream.H2Pool] // members spoken to in HTTP/2
 	log       *slog.Logger
 	dial      DialFunc
 }
@@ -34,11 +33,7 @@ type ForwarderOptions struct {
 }
 
 // DialFunc dials network/addr with d's timeouts and keep-alives.
-type DialFunc func(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error)
-
-func plainDial(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
-	return d.DialContext(ctx, network, addr)
-}
+type DialFunc = upstream.DialFunc
 
 // NewForwarder returns a Forwarder.
 func NewForwarder(o ForwarderOptions) *Forwarder {
@@ -46,35 +41,33 @@ func NewForwarder(o ForwarderOptions) *Forwarder {
 		o.Logger = slog.Default()
 	}
 	if o.Dial == nil {
-		o.Dial = plainDial
+		o.Dial = upstream.PlainDial
 	}
 	if o.MaxIdlePerMember <= 0 {
 		o.MaxIdlePerMember = 1024
 	}
-	return &Forwarder{log: o.Logger, dial: o.Dial, h2: &h2transports{dial: o.Dial, byKey: map[h2Key]*h2pool{}, maxIdle: o.MaxIdlePerMember}, upstreams: &transports{
-		dial:     o.Dial,
-		byKey:    map[upstreamKey]*upstream{},
-		maxIdle:  o.MaxIdlePerMember,
-		dialOpts: net.Dialer{KeepAlive: 30 * time.Second},
-	}}
+	return &Forwarder{log: o.Logger, dial: o.Dial,
+		upstreams: upstream.NewPools(o.Dial, o.MaxIdlePerMember),
+		h2:        upstream.NewH2Pools(o.Dial, o.MaxIdlePerMember, maxResponseHead),
+	}
 }
 
 // CloseIdle closes idle member connections (at shutdown).
 func (f *Forwarder) CloseIdle() {
-	f.upstreams.closeIdle()
-	f.h2.closeIdle()
+	f.upstreams.CloseIdle()
+	f.h2.CloseIdle()
 }
 
 // transportFor returns the member upstream for a route's timeouts.
-func (f *Forwarder) transportFor(r *Route) *upstream {
-	return f.upstreams.get(upstreamKey{connect: r.ConnectTimeout, idle: r.MemberTimeout}, nil)
+func (f *Forwarder) transportFor(r *Route) *upstream.Pool {
+	return f.upstreams.Get(upstream.Key{Connect: r.ConnectTimeout, Idle: r.MemberTimeout}, nil)
 }
 
 // RetainTLS drops member upstreams whose TLS settings (by key) no pool
 // uses any more. Call it after each reload with the keys in use.
 func (f *Forwarder) RetainTLS(keys map[string]bool) {
-	f.upstreams.retainTLS(keys)
-	f.h2.retainTLS(keys)
+	f.upstreams.RetainTLS(keys)
+	f.h2.RetainTLS(keys)
 }
 
 // exchange is one request's forwarding state.

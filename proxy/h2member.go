@@ -2,17 +2,14 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,208 +17,15 @@ import (
 	"github.com/terminator-proxy/terminator/proxy/h2client"
 	"github.com/terminator-proxy/terminator/proxy/httpwire"
 	"github.com/terminator-proxy/terminator/proxy/lb"
+	"github.com/terminator-proxy/terminator/proxy/upstream"
 )
-
-// HTTP/2 to members. A pool that offers h2 to TLS members (alpn_protocols)
-// or speaks h2c with prior knowledge is served by package h2client: one
-// multiplexed connection per member carries every stream (more when the
-// member's SETTINGS_MAX_CONCURRENT_STREAMS is reached), trailers travel
-// both ways and a client's reset or deadline resets the member's stream.
-// A TLS member that selects http/1.1 instead is spoken to by the pool's
-// HTTP/1.1 upstream for memberIdleTimeout before h2 is offered again.
-
-// h2Key identifies an HTTP/2 member pool: shared by every route with the
-// same timeouts and pool TLS settings.
-type h2Key struct {
-	connect, idle time.Duration
-	tlsKey        string // "" for h2c
-	h2c           bool
-}
-
-// h2transports holds one h2pool per h2Key for the Forwarder's life, so
-// member connections survive reloads.
-type h2transports struct {
-	mu      sync.Mutex
-	byKey   map[h2Key]*h2pool
-	dial    DialFunc
-	maxIdle int // for the HTTP/1.1 fallback
-}
-
-func (t *h2transports) get(k h2Key, tlsCfg *tls.Config) *h2pool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if p, ok := t.byKey[k]; ok {
-		return p
-	}
-	p := &h2pool{
-		key: k, tls: tlsCfg, dialFn: t.dial,
-		dialer: net.Dialer{Timeout: k.connect, KeepAlive: 30 * time.Second},
-		conns:  map[string][]*h2client.Conn{}, dialing: map[string]*h2dial{}, h1only: map[string]time.Time{},
-	}
-	if tlsCfg != nil {
-		h1 := tlsCfg.Clone()
-		h1.NextProtos = []string{"http/1.1"}
-		p.h1 = &upstream{key: upstreamKey{connect: k.connect, idle: k.idle, tlsKey: k.tlsKey}, dialer: p.dialer, dialFn: t.dial, tls: h1, maxIdle: t.maxIdle}
-	}
-	t.byKey[k] = p
-	return p
-}
-
-func (t *h2transports) retainTLS(keep map[string]bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for k, p := range t.byKey {
-		if k.tlsKey != "" && !keep[k.tlsKey] {
-			p.closeIdle()
-			delete(t.byKey, k)
-		}
-	}
-}
-
-func (t *h2transports) closeIdle() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, p := range t.byKey {
-		p.closeIdle()
-	}
-}
-
-// h2pool is the HTTP/2 connections of one h2Key, per member address.
-type h2pool struct {
-	key    h2Key
-	tls    *tls.Config // nil: h2c
-	dialer net.Dialer
-	dialFn DialFunc
-	h1     *upstream // members that select http/1.1; nil for h2c
-
-	mu      sync.Mutex
-	conns   map[string][]*h2client.Conn
-	dialing map[string]*h2dial   // one dial per member at a time
-	h1only  map[string]time.Time // members that selected http/1.1, until
-}
-
-// h2dial is a dial in progress; err is set before done closes.
-type h2dial struct {
-	done chan struct{}
-	err  error
-}
-
-// get returns a connection to addr with a stream reserved, dialing when
-// none has room (concurrent requests share one dial). h1 reports a member
-// to be spoken to in HTTP/1.1 instead.
-func (p *h2pool) get(ctx context.Context, addr string) (c *h2client.Conn, h1 bool, err error) {
-	for {
-		p.mu.Lock()
-		if until, ok := p.h1only[addr]; ok {
-			if time.Now().Before(until) {
-				p.mu.Unlock()
-				return nil, true, nil
-			}
-			delete(p.h1only, addr)
-		}
-		list := slices.DeleteFunc(p.conns[addr], (*h2client.Conn).Unusable)
-		p.conns[addr] = list
-		for _, c := range list {
-			if c.Reserve() {
-				p.mu.Unlock()
-				return c, false, nil
-			}
-		}
-		if d := p.dialing[addr]; d != nil {
-			p.mu.Unlock()
-			select {
-			case <-d.done:
-				if d.err != nil && !errors.Is(d.err, context.Canceled) {
-					return nil, false, d.err
-				}
-				continue // dialed, or the dialing request went away: try again
-			case <-ctx.Done():
-				return nil, false, ctx.Err()
-			}
-		}
-		d := &h2dial{done: make(chan struct{})}
-		p.dialing[addr] = d
-		p.mu.Unlock()
-		c, h1, err := p.dial(ctx, addr)
-		p.mu.Lock()
-		delete(p.dialing, addr)
-		switch {
-		case c != nil:
-			p.conns[addr] = append(p.conns[addr], c)
-		case h1:
-			p.h1only[addr] = time.Now().Add(memberIdleTimeout)
-		}
-		p.mu.Unlock()
-		d.err = err
-		close(d.done)
-		if err != nil || h1 {
-			return nil, h1, err
-		}
-	}
-}
-
-// dial connects to a member and starts HTTP/2 on the connection: TCP and
-// TLS within the connect timeout. Writes are gathered by a corkedConn
-// above TLS, so concurrent streams share records and system calls.
-func (p *h2pool) dial(ctx context.Context, addr string) (*h2client.Conn, bool, error) {
-	raw, err := p.dialFn(ctx, &p.dialer, "tcp", addr)
-	if err != nil {
-		return nil, false, err
-	}
-	nc := raw
-	if p.tls != nil {
-		if p.key.connect > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, p.key.connect)
-			defer cancel()
-		}
-		tc := tls.Client(raw, p.tls)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			raw.Close()
-			return nil, false, &net.OpError{Op: "dial", Net: "tcp", Addr: raw.RemoteAddr(), Err: fmt.Errorf("TLS to member: %w", err)}
-		}
-		if tc.ConnectionState().NegotiatedProtocol != "h2" {
-			tc.Close()
-			return nil, true, nil
-		}
-		nc = tc
-	}
-	c, err := h2client.New(newCorkedConn(nc), h2client.Options{
-		MaxHeaderListSize: maxResponseHead,
-		// Pings find a member connection that died silently, whatever
-		// its streams are waiting for.
-		PingAfter: 30 * time.Second, PingTimeout: 15 * time.Second,
-		IdleTimeout: memberIdleTimeout,
-	})
-	if err != nil {
-		return nil, false, &net.OpError{Op: "dial", Net: "tcp", Addr: raw.RemoteAddr(), Err: err}
-	}
-	return c, false, nil
-}
-
-// closeIdle closes every connection once its streams are done (at
-// shutdown, or when the TLS settings they were made with are gone).
-func (p *h2pool) closeIdle() {
-	p.mu.Lock()
-	all := p.conns
-	p.conns = map[string][]*h2client.Conn{}
-	p.mu.Unlock()
-	for _, list := range all {
-		for _, c := range list {
-			c.Shutdown()
-		}
-	}
-	if p.h1 != nil {
-		p.h1.closeIdle()
-	}
-}
 
 // exchangeH2 sends r to x.member over p and relays the response, trailers
 // included. A refused connection is offered to other members as the
 // HTTP/1.1 exchange does; a request the member did not process (GOAWAY,
 // REFUSED_STREAM) is sent again on another connection. It reports whether
 // the response had to be cut short after its head.
-func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchange, p *h2pool, scheme string) (aborted bool) {
+func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchange, p *upstream.H2Pool, scheme string) (aborted bool) {
 	out := &h2client.Request{
 		Method: r.Method, Scheme: scheme, Authority: r.Host, Path: r.URL.RequestURI(),
 		Header: outboundHeader(r, x), ContentLength: r.ContentLength,
@@ -246,10 +50,10 @@ func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchan
 	start := time.Now()
 	var tried []*lb.Member
 	for unprocessed := 0; ; {
-		c, h1, err := p.get(ctx, x.member.Addr)
+		c, h1, err := p.Get(ctx, x.member.Addr)
 		if h1 {
 			idle.stop()
-			return f.exchange(w, r, x, p.h1)
+			return f.exchange(w, r, x, p.H1())
 		}
 		var resp *h2client.Response
 		if err == nil {

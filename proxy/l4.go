@@ -10,6 +10,7 @@ import (
 	"github.com/pires/go-proxyproto"
 
 	"github.com/terminator-proxy/terminator/proxy/lb"
+	"github.com/terminator-proxy/terminator/proxy/upstream"
 )
 
 // serveTCP relays one connection of a layer-4 listener (TCP, or HTTPS
@@ -63,14 +64,14 @@ func (l *Listener) serveTCP(c net.Conn, st *routeState) {
 	defer stop()
 
 	client := withIdleTimeout(c, st.ClientTimeout)
-	upstream := withIdleTimeout(member, st.MemberTimeout)
+	toMember := withIdleTimeout(member, st.MemberTimeout)
 	done := make(chan int64, 1)
 	go func() { // owned by this call, which waits for it
-		n, _ := io.Copy(upstream, client)
+		n, _ := io.Copy(toMember, client)
 		closeWrite(member)
 		done <- n
 	}()
-	out, _ := io.Copy(client, upstream)
+	out, _ := io.Copy(client, toMember)
 	closeWrite(c)
 	in := <-done
 	st.counters.bytesIn.Add(float64(in))
@@ -81,7 +82,7 @@ func (l *Listener) serveTCP(c net.Conn, st *routeState) {
 // header the pool asks for.
 func (l *Listener) dialL4(ctx context.Context, st *routeState, pool *lb.Pool, m *lb.Member, ci *connInfo) (net.Conn, error) {
 	d := net.Dialer{Timeout: st.ConnectTimeout}
-	dial := plainDial
+	dial := upstream.PlainDial
 	if l.opts.Forwarder != nil {
 		dial = l.opts.Forwarder.dial
 	}
@@ -130,7 +131,8 @@ func withIdleTimeout(c net.Conn, timeout time.Duration) net.Conn {
 }
 
 // deadlineConn is withIdleTimeout's connection. Its deadline is re-armed
-// at most every idle/8, as idleTimeoutConn's.
+// at most every idle/8, as the member connections' timeout layer does
+// (package upstream).
 type deadlineConn struct {
 	net.Conn
 	idle time.Duration

@@ -17,6 +17,7 @@ import (
 	"github.com/terminator-proxy/terminator/metrics"
 	"github.com/terminator-proxy/terminator/proxy/l7"
 	"github.com/terminator-proxy/terminator/proxy/lb"
+	"github.com/terminator-proxy/terminator/proxy/upstream"
 	"github.com/terminator-proxy/terminator/sni"
 )
 
@@ -109,19 +110,19 @@ func (l *Listener) newRouteState(r *Route) *routeState {
 	for _, p := range append([]*lb.Pool{r.Pool}, r.Router.Targets()...) {
 		if p != nil && p.HTTP2() {
 			if st.poolH2 == nil {
-				st.poolH2 = map[*lb.Pool]*h2pool{}
+				st.poolH2 = map[*lb.Pool]*upstream.H2Pool{}
 			}
-			st.poolH2[p] = l.opts.Forwarder.h2.get(h2Key{connect: r.ConnectTimeout, idle: r.MemberTimeout, tlsKey: p.TLSKey(), h2c: p.TLS() == nil}, p.TLS())
+			st.poolH2[p] = l.opts.Forwarder.h2.Get(upstream.H2Key{Connect: r.ConnectTimeout, Idle: r.MemberTimeout, TLSKey: p.TLSKey(), H2C: p.TLS() == nil}, p.TLS())
 			continue
 		}
 		if p == nil || (p.ProxyVersion() == 0 && p.TLS() == nil) {
 			continue
 		}
 		if st.poolTransports == nil {
-			st.poolTransports = map[*lb.Pool]*upstream{}
+			st.poolTransports = map[*lb.Pool]*upstream.Pool{}
 		}
-		st.poolTransports[p] = l.opts.Forwarder.upstreams.get(upstreamKey{
-			connect: r.ConnectTimeout, idle: r.MemberTimeout, proxyVersion: p.ProxyVersion(), tlsKey: p.TLSKey(),
+		st.poolTransports[p] = l.opts.Forwarder.upstreams.Get(upstream.Key{
+			Connect: r.ConnectTimeout, Idle: r.MemberTimeout, ProxyVersion: p.ProxyVersion(), TLSKey: p.TLSKey(),
 		}, p.TLS())
 	}
 	return st

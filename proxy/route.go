@@ -11,6 +11,7 @@ import (
 	"github.com/terminator-proxy/terminator/accesslog"
 	"github.com/terminator-proxy/terminator/proxy/l7"
 	"github.com/terminator-proxy/terminator/proxy/lb"
+	"github.com/terminator-proxy/terminator/proxy/upstream"
 )
 
 // Route is everything a listener serves with, swapped whole on reload.
@@ -71,12 +72,12 @@ type Route struct {
 type routeState struct {
 	*Route
 	counters  *counters
-	transport *upstream
+	transport *upstream.Pool
 	// poolTransports holds the member upstreams of pools that need their
 	// own (PROXY headers, TLS to members), resolved once per route.
-	poolTransports map[*lb.Pool]*upstream
+	poolTransports map[*lb.Pool]*upstream.Pool
 	// poolH2 holds the HTTP/2 member connections of pools that speak it.
-	poolH2 map[*lb.Pool]*h2pool
+	poolH2 map[*lb.Pool]*upstream.H2Pool
 }
 
 // errNotAllowed marks connections refused by Allowed.

@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bufio"
@@ -17,48 +17,68 @@ import (
 	"github.com/terminator-proxy/terminator/proxy/sockio"
 )
 
-// memberIdleTimeout closes member connections left idle this long, as
+// IdleTimeout closes member connections left idle this long, as
 // net/http's Transport does by default.
-const memberIdleTimeout = 90 * time.Second
+const IdleTimeout = 90 * time.Second
 
-// upstream dials member connections with one set of timeouts, PROXY and TLS
+// Pool dials member connections with one set of timeouts, PROXY and TLS
 // settings, and keeps the idle ones per member address for reuse. It
 // replaces net/http's Transport: a request is written and its response read
 // by the goroutine serving it, with no per-connection goroutines and no
-// hand-offs between them.
-type upstream struct {
-	key     upstreamKey
+// hand-offs between them. It is safe for concurrent use.
+type Pool struct {
+	key     Key
 	dialer  net.Dialer
 	dialFn  DialFunc
 	tls     *tls.Config // nil: plain HTTP to members
 	maxIdle int         // idle connections kept per member; 0: none
 
 	mu     sync.Mutex // guards idle and reaper
-	idle   map[string][]*memberConn
+	idle   map[string][]*Conn
 	reaper *time.Timer // armed while any connection is idle
 }
 
-// memberConn is one connection to a member. Its reader lives as long as
-// the connection (it may hold bytes of the next response); writers are
-// borrowed per request.
-type memberConn struct {
-	c        net.Conn         // what requests are written to (TLS, timeouts)
-	probe    *sockio.Probe    // liveness probes of the TCP connection underneath; nil when it has no socket
-	tls      *tls.Conn        // c when the member speaks TLS, else nil
-	timeouts *idleTimeoutConn // the member timeout layer, if any
-	br       *bufio.Reader
+func newPool(k Key, cfg *tls.Config, dial DialFunc, maxIdle int) *Pool {
+	u := &Pool{key: k, dialer: net.Dialer{Timeout: k.Connect, KeepAlive: 30 * time.Second}, dialFn: dial, tls: cfg, maxIdle: maxIdle}
+	if k.ProxyVersion != 0 {
+		u.maxIdle = 0 // each connection carries one client's address
+	}
+	return u
+}
+
+// Conn is one connection to a member, used by one request at a time. R
+// lives as long as the connection (it may hold bytes of the next
+// response); writers are borrowed per request.
+type Conn struct {
+	Net      net.Conn      // what requests are written to (TLS, timeouts)
+	R        *bufio.Reader // what responses are read from
+	probe    *sockio.Probe // liveness probes of the TCP connection underneath; nil when it has no socket
+	tls      *tls.Conn     // Net when the member speaks TLS, else nil
+	timeouts *timeoutConn  // the member timeout layer, if any
 	addr     string
 	reused   bool
 	idleFrom time.Time
 }
 
-func (mc *memberConn) close() { _ = mc.c.Close() }
+// Close closes the connection.
+func (mc *Conn) Close() { _ = mc.Net.Close() }
 
-// get returns an idle connection to addr, or dials one. Every reused
+// Reused reports whether the connection carried a request before this one.
+func (mc *Conn) Reused() bool { return mc.reused }
+
+// Client is what a new member connection carries of the client it is
+// dialed for: its addresses for a PROXY header, its SNI for the member's
+// TLS handshake ("" for none).
+type Client struct {
+	Remote, Local net.Addr
+	ServerName    string
+}
+
+// Get returns an idle connection to addr, or dials one. Every reused
 // connection is probed first: one that the member closed, or on which the
 // member sent anything while it was idle, is closed and never reused, since
 // bytes nobody asked for would be read as the next client's response.
-func (u *upstream) get(ctx context.Context, x *exchange, addr string) (*memberConn, error) {
+func (u *Pool) Get(ctx context.Context, cl Client, addr string) (*Conn, error) {
 	for {
 		mc := u.takeIdle(addr)
 		if mc == nil {
@@ -67,19 +87,19 @@ func (u *upstream) get(ctx context.Context, x *exchange, addr string) (*memberCo
 		if mc.probe == nil || mc.probe.Alive() {
 			return mc, nil
 		}
-		mc.close()
+		mc.Close()
 	}
-	return u.dial(ctx, x, addr)
+	return u.Dial(ctx, cl, addr)
 }
 
-// atBoundary reports whether the last response ended exactly at a message
+// AtBoundary reports whether the last response ended exactly at a message
 // boundary: nothing is left in the read buffer or, for TLS, decrypted and
 // unread inside crypto/tls. Only then may the connection carry another
 // request; a member that sent more than it framed has its connection
 // closed, as haproxy does. Bytes still on the socket are caught by the
-// probe in get.
-func (mc *memberConn) atBoundary() bool {
-	if mc.br.Buffered() != 0 {
+// probe in Get.
+func (mc *Conn) AtBoundary() bool {
+	if mc.R.Buffered() != 0 {
 		return false
 	}
 	if mc.tls == nil {
@@ -100,7 +120,7 @@ func (mc *memberConn) atBoundary() bool {
 	return n == 0 && errors.Is(err, os.ErrDeadlineExceeded)
 }
 
-func (u *upstream) takeIdle(addr string) *memberConn {
+func (u *Pool) takeIdle(addr string) *Conn {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	list := u.idle[addr]
@@ -114,36 +134,36 @@ func (u *upstream) takeIdle(addr string) *memberConn {
 	return mc
 }
 
-// put keeps a connection whose last response was read completely for the
+// Put keeps a connection whose last response was read completely for the
 // next request, or closes it when the member's list is full.
-func (u *upstream) put(mc *memberConn) {
+func (u *Pool) Put(mc *Conn) {
 	if u.maxIdle <= 0 {
-		mc.close()
+		mc.Close()
 		return
 	}
 	mc.idleFrom = time.Now()
 	u.mu.Lock()
 	if u.idle == nil {
-		u.idle = map[string][]*memberConn{}
+		u.idle = map[string][]*Conn{}
 	}
 	list := u.idle[mc.addr]
 	if len(list) >= u.maxIdle {
 		u.mu.Unlock()
-		mc.close()
+		mc.Close()
 		return
 	}
 	u.idle[mc.addr] = append(list, mc)
 	if u.reaper == nil {
-		u.reaper = time.AfterFunc(memberIdleTimeout, u.reap)
+		u.reaper = time.AfterFunc(IdleTimeout, u.reap)
 	}
 	u.mu.Unlock()
 }
 
-// reap closes connections idle longer than memberIdleTimeout and re-arms itself
+// reap closes connections idle longer than IdleTimeout and re-arms itself
 // while any connection stays idle.
-func (u *upstream) reap() {
-	cutoff := time.Now().Add(-memberIdleTimeout)
-	var expired []*memberConn
+func (u *Pool) reap() {
+	cutoff := time.Now().Add(-IdleTimeout)
+	var expired []*Conn
 	u.mu.Lock()
 	for addr, list := range u.idle {
 		n := 0 // the list is ordered oldest first
@@ -159,17 +179,17 @@ func (u *upstream) reap() {
 	}
 	u.reaper = nil
 	if len(u.idle) > 0 {
-		u.reaper = time.AfterFunc(memberIdleTimeout/4, u.reap)
+		u.reaper = time.AfterFunc(IdleTimeout/4, u.reap)
 	}
 	u.mu.Unlock()
 	for _, mc := range expired {
-		mc.close()
+		mc.Close()
 	}
 }
 
-// closeIdle closes every idle connection (at shutdown, or when the TLS
+// CloseIdle closes every idle connection (at shutdown, or when the TLS
 // settings they were made with are gone).
-func (u *upstream) closeIdle() {
+func (u *Pool) CloseIdle() {
 	u.mu.Lock()
 	idle := u.idle
 	u.idle = nil
@@ -180,40 +200,38 @@ func (u *upstream) closeIdle() {
 	u.mu.Unlock()
 	for _, list := range idle {
 		for _, mc := range list {
-			mc.close()
+			mc.Close()
 		}
 	}
 }
 
-// dial connects to a member: TCP within the connect timeout, then the PROXY
+// Dial connects to a member: TCP within the connect timeout, then the PROXY
 // header and the TLS handshake when the pool asks for them.
-func (u *upstream) dial(ctx context.Context, x *exchange, addr string) (*memberConn, error) {
+func (u *Pool) Dial(ctx context.Context, cl Client, addr string) (*Conn, error) {
 	raw, err := u.dialFn(ctx, &u.dialer, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	c := raw
-	if u.key.proxyVersion != 0 {
-		h := proxyproto.HeaderProxyFromAddrs(u.key.proxyVersion, x.ci.remote, x.ci.local)
+	if u.key.ProxyVersion != 0 {
+		h := proxyproto.HeaderProxyFromAddrs(u.key.ProxyVersion, cl.Remote, cl.Local)
 		if _, err := h.WriteTo(c); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("sending the PROXY header to %s: %w", addr, err)
 		}
 	}
-	var timeouts *idleTimeoutConn
-	if u.key.idle > 0 {
-		timeouts = &idleTimeoutConn{Conn: c, idle: u.key.idle}
+	var timeouts *timeoutConn
+	if u.key.Idle > 0 {
+		timeouts = &timeoutConn{Conn: c, idle: u.key.Idle}
 		timeouts.extend()
 		c = timeouts
 	}
 	if u.tls != nil {
-		cfg := u.tls.Clone() // per member connection, not per request
-		if x.ci.tls != nil {
-			cfg.ServerName = x.ci.tls.ServerName // the client's SNI
-		}
-		if u.key.connect > 0 {
+		cfg := u.tls.Clone()           // per member connection, not per request
+		cfg.ServerName = cl.ServerName // the client's SNI
+		if u.key.Connect > 0 {
 			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, u.key.connect)
+			ctx, cancel = context.WithTimeout(ctx, u.key.Connect)
 			defer cancel()
 		}
 		tc := tls.Client(c, cfg)
@@ -223,12 +241,12 @@ func (u *upstream) dial(ctx context.Context, x *exchange, addr string) (*memberC
 		}
 		c = tc
 	}
-	mc := &memberConn{c: c, br: bufio.NewReaderSize(c, 4<<10), addr: addr}
+	mc := &Conn{Net: c, R: bufio.NewReaderSize(c, 4<<10), addr: addr}
 	if sc, ok := raw.(syscall.Conn); ok {
 		mc.probe = sockio.NewProbe(sc)
 	}
 	mc.tls, _ = c.(*tls.Conn)
-	if u.key.idle > 0 {
+	if u.key.Idle > 0 {
 		mc.timeouts = timeouts
 	}
 	return mc, nil
