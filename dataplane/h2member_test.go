@@ -1,13 +1,19 @@
 package dataplane_test
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	tu "github.com/terminator-proxy/terminator/internal/testutil"
 	"github.com/terminator-proxy/terminator/pki"
@@ -88,5 +94,84 @@ pools:
 `)
 	if got := get(); got != "HTTP/2.0" {
 		t.Fatalf("member selecting h2 spoke %s", got)
+	}
+}
+
+// TestHTTP1BodiesToH2Members: an HTTP/1.1 client's chunked upload reaches
+// an h2c member whole (copied by the stream's own goroutine, as it
+// arrives); a member that answers before reading the body ends the copy
+// (the client's read is aborted) without leaking it, and the listener
+// keeps serving the client.
+func TestHTTP1BodiesToH2Members(t *testing.T) {
+	tu.NoLeaks(t)
+	h := newHarness(t)
+	h.cert("site.pem", "site.example")
+	member := h2cMember(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/early" {
+			w.WriteHeader(http.StatusRequestEntityTooLarge) // without reading
+			return
+		}
+		sum := sha256.New()
+		n, _ := io.Copy(sum, r.Body)
+		fmt.Fprintf(w, "%d %x", n, sum.Sum(nil))
+	}))
+	h.mustApply(`
+listeners:
+  - {name: tls, protocol: TERMINATED_HTTPS, bind: "127.0.0.1:0", default_tls_container_ref: "file://{{dir}}/site.pem", default_pool: up}
+pools:
+  - {name: up, h2c: true, members: [` + member + `]}
+`)
+	client := h.client("site.example", false)
+	url := "https://" + h.addr("127.0.0.1:0")
+	body := bytes.Repeat([]byte("terminator "), 100_000) // 1.1 MB: beyond every window
+	pr, pw := io.Pipe()
+	go func() {
+		for off := 0; off < len(body); off += 64 << 10 { // arrives in pieces
+			_, _ = pw.Write(body[off:min(off+64<<10, len(body))])
+		}
+		pw.Close()
+	}()
+	res, err := client.Post(url+"/sum", "application/octet-stream", pr) // chunked: unknown length
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if want := fmt.Sprintf("%d %x", len(body), sha256.Sum256(body)); res.ProtoMajor != 1 || string(got) != want {
+		t.Fatalf("upload: %s %q, want %q", res.Proto, got, want)
+	}
+
+	// The member answers at once; the client is still sending, and goes
+	// on only once it has the answer (or, should the answer never come,
+	// after ten seconds, so that the test fails rather than hangs).
+	stall := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(stall) }) }
+	timer := time.AfterFunc(10*time.Second, release)
+	defer timer.Stop()
+	pr, pw = io.Pipe()
+	go func() {
+		_, _ = pw.Write([]byte("first piece"))
+		<-stall
+		pw.CloseWithError(errors.New("client gave up"))
+	}()
+	start := time.Now()
+	res, err = client.Post(url+"/early", "application/octet-stream", pr)
+	release()
+	if err != nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("early answer: %v after %s", err, time.Since(start))
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("early answer: %d", res.StatusCode)
+	}
+	res, err = client.Get(url + "/sum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.HasPrefix(string(got), "0 ") {
+		t.Fatalf("after an early answer: %d %q", res.StatusCode, got)
 	}
 }

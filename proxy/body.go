@@ -55,7 +55,16 @@ var errBodyAborted = errors.New("request body no longer wanted: the member's str
 // stream ended while the body was still being copied to it. The flag is
 // set before the deadline is moved to the past, and Read checks it after
 // re-arming the deadline, so a Read cannot re-arm past the abort.
+//
+// Only HTTP/2 bodies are cut so. An HTTP/1.x body's pending Read is left
+// to end with the client's next bytes (or its timeout): the response has
+// been flushed by then, and the server drains what follows before it
+// closes, which a deadline in the past would cut short — and a close with
+// unread bytes is a TCP reset that can destroy the response in flight.
 func (b *clientBody) abort() {
+	if _, h2 := b.ReadCloser.(interface{ Complete() bool }); !h2 {
+		return
+	}
 	b.aborted.Store(true)
 	if b.rc != nil {
 		_ = b.rc.SetReadDeadline(time.Now())

@@ -201,6 +201,12 @@ func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange,
 			return true
 		}
 	}
+	if resp.Body.Sending() {
+		// The member answered before taking the whole request: the
+		// answer goes out now, before Close waits for the client's
+		// pending body read.
+		_ = flush()
+	}
 	if ts := trailerSetter(w); ts != nil {
 		ts.SetTrailers(resp.Trailer)
 		return false

@@ -467,6 +467,20 @@ func (b *Body) Ready() bool {
 	return s.off < len(s.data) || s.ended || s.err != nil
 }
 
+// Sending reports whether the request body is still being copied to the
+// member by the stream's goroutine (Close would wait for it).
+func (b *Body) Sending() bool {
+	if b.s.sent == nil {
+		return false
+	}
+	select {
+	case <-b.s.sent:
+		return false
+	default:
+		return true
+	}
+}
+
 // Close ends the stream; see stream.close.
 func (b *Body) Close() error {
 	b.s.close()
