@@ -72,7 +72,7 @@ func (s *testService) FullDuplexCall(stream grpc.BidiStreamingServer[testgrpc.St
 
 // grpcMember serves the test and health services, over TLS when cert is
 // set, else h2c.
-func grpcMember(t *testing.T, cert *tls.Certificate) (addr string, svc *testService, hs *health.Server) {
+func grpcMember(t testing.TB, cert *tls.Certificate) (addr string, svc *testService, hs *health.Server) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -405,4 +405,32 @@ func h2cMember(t *testing.T, handler http.Handler) string {
 	t.Cleanup(func() { _ = srv.Close() })
 	host, port, _ := net.SplitHostPort(ln.Addr().String())
 	return fmt.Sprintf("{address: %s, protocol_port: %s}", host, port)
+}
+
+// BenchmarkGRPCPath measures a gRPC unary call (100-byte payload) through
+// a TERMINATED_HTTPS listener to an h2c member, grpc-go on both ends, in
+// process: compare runs of it with each other, and read terminator's
+// share of a -memprofile or -cpuprofile.
+func BenchmarkGRPCPath(b *testing.B) {
+	h := newBenchHarness(b)
+	h.cert("site.pem", "site.example")
+	addr, _, _ := grpcMember(b, nil)
+	host, port, _ := net.SplitHostPort(addr)
+	h.mustApply(oneListener("", fmt.Sprintf("{address: %s, protocol_port: %s}", host, port)) + "    h2c: true\n")
+	cc, err := grpc.NewClient(h.addr("127.0.0.1:0"), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: tu.Pool(h.ca), ServerName: "site.example"})))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cc.Close()
+	client := testgrpc.NewTestServiceClient(cc)
+	req := &testgrpc.SimpleRequest{Payload: &testgrpc.Payload{Body: make([]byte, 100)}}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := client.UnaryCall(context.Background(), req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

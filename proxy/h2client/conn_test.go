@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // serveH2 runs golang.org/x/net/http2's server (a real, independent
@@ -204,5 +205,19 @@ func TestLowerName(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { _ = lowerName("Content-Type") }); n != 0 {
 		t.Errorf("lowerName of a common name allocates %v times", n)
+	}
+}
+
+func TestToHeader(t *testing.T) {
+	h := toHeader([]hpack.HeaderField{{Name: "set-cookie", Value: "a=1"}, {Name: "content-type", Value: "text/plain"}, {Name: "set-cookie", Value: "b=2"}, {Name: "x-one", Value: "1"}})
+	if got := h["Set-Cookie"]; len(got) != 2 || got[0] != "a=1" || got[1] != "b=2" {
+		t.Errorf("Set-Cookie %q", got)
+	}
+	if h.Get("Content-Type") != "text/plain" || h.Get("X-One") != "1" || len(h) != 3 {
+		t.Errorf("header %v", h)
+	}
+	h["Content-Type"] = append(h["Content-Type"], "more") // appending to one value must not overwrite another's
+	if h.Get("X-One") != "1" || h["Set-Cookie"][1] != "b=2" {
+		t.Errorf("an append ran into a neighbour: %v", h)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // connError is the member breaking the protocol for the whole connection:
@@ -177,11 +178,7 @@ func (c *Conn) headersLocked(s *stream, f *http2.MetaHeadersFrame) error {
 		if len(f.PseudoFields()) > 0 {
 			return malformed(id, "pseudo-header field in trailers")
 		}
-		s.trailer = make(http.Header, len(fields))
-		for _, hf := range fields {
-			k := textproto.CanonicalMIMEHeaderKey(hf.Name)
-			s.trailer[k] = append(s.trailer[k], hf.Value)
-		}
+		s.trailer = toHeader(fields)
 		return c.endLocked(s)
 	}
 	pseudo := f.PseudoFields()
@@ -199,11 +196,7 @@ func (c *Conn) headersLocked(s *stream, f *http2.MetaHeadersFrame) error {
 		}
 		return nil // informational: the final head follows
 	}
-	h := make(http.Header, len(fields))
-	for _, hf := range fields {
-		k := textproto.CanonicalMIMEHeaderKey(hf.Name)
-		h[k] = append(h[k], hf.Value)
-	}
+	h := toHeader(fields)
 	if cl, ok := h["Content-Length"]; ok {
 		n, err := strconv.ParseInt(cl[0], 10, 64)
 		if len(cl) != 1 || err != nil || n < 0 {
@@ -216,6 +209,23 @@ func (c *Conn) headersLocked(s *stream, f *http2.MetaHeadersFrame) error {
 		return c.endLocked(s)
 	}
 	return nil
+}
+
+// toHeader makes a header from decoded fields, their values sharing one
+// backing array (a field seen again gets a slice of its own).
+func toHeader(fields []hpack.HeaderField) http.Header {
+	h := make(http.Header, len(fields))
+	vals := make([]string, len(fields))
+	for i, hf := range fields {
+		k := textproto.CanonicalMIMEHeaderKey(hf.Name)
+		if vs, ok := h[k]; ok {
+			h[k] = append(vs, hf.Value)
+			continue
+		}
+		vals[i] = hf.Value
+		h[k] = vals[i : i+1 : i+1]
+	}
+	return h
 }
 
 // endLocked marks the member's side of s ended, checking the length it

@@ -59,9 +59,11 @@ type stream struct {
 	id       uint32
 	isHead   bool
 	wake     chan struct{} // capacity 1: the response side has news
-	sendWake chan struct{} // capacity 1: the body sender may go on
+	sendWake chan struct{} // capacity 1: the body sender may go on; nil without one (set under c.mu)
 	sent     chan struct{} // closed when the body sender ends; nil without one
 	abort    func()        // Request.Abort
+	resp     Response      // what RoundTrip returns, made with the stream
+	body     Body
 
 	status     int // 0 until the response head
 	header     http.Header
@@ -112,7 +114,7 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 16<<10); return 
 // it resets it when done before the stream is; a bound on the member's
 // silence is the caller's, through ctx.
 func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Response, error) {
-	s := &stream{c: c, ctx: ctx, isHead: r.Method == http.MethodHead, wake: make(chan struct{}, 1), sendWake: make(chan struct{}, 1), declared: -1, recvWindow: streamWindow}
+	s := &stream{c: c, ctx: ctx, isHead: r.Method == http.MethodHead, wake: make(chan struct{}, 1), declared: -1, recvWindow: streamWindow}
 	c.lockWrite()
 	c.mu.Lock()
 	if c.err != nil || c.nextID > maxStreamID {
@@ -156,6 +158,9 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Response, error) {
 	c.unlockWrite()
 	if async {
 		s.sent, s.abort = make(chan struct{}), r.Abort
+		c.mu.Lock()
+		s.sendWake = make(chan struct{}, 1)
+		c.mu.Unlock()
 		go s.sendBody(r, maxFrame)
 	}
 	if err := s.awaitHead(); err != nil {
@@ -163,10 +168,10 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Response, error) {
 		return nil, err
 	}
 	c.mu.Lock()
-	resp := &Response{Status: s.status, Header: s.header}
+	s.resp = Response{Status: s.status, Header: s.header, Body: &s.body}
 	c.mu.Unlock()
-	resp.Body = &Body{s: s, resp: resp}
-	return resp, nil
+	s.body = Body{s: s, resp: &s.resp}
+	return &s.resp, nil
 }
 
 // awaitHead waits for the response head, the stream's end or ctx's.
