@@ -188,14 +188,20 @@ func roundTrip(mc *upstream.Conn, r *http.Request, h http.Header, x *exchange, u
 	return resp, err
 }
 
+// originForm is r's target as the client sent it, in origin form (an
+// absolute-form target loses its scheme and authority).
+func originForm(r *http.Request) string {
+	if uri := r.RequestURI; uri != "" && (uri[0] == '/' || uri == "*") {
+		return uri
+	}
+	return r.URL.RequestURI()
+}
+
 // writeRequest writes the request line, the header and the body. Framing
 // is terminator's own: Content-Length when the length is known, chunked
 // otherwise.
 func writeRequest(bw *bufio.Writer, r *http.Request, h http.Header, x *exchange, upgrade string) error {
-	uri := r.RequestURI
-	if uri == "" || (uri[0] != '/' && uri != "*") {
-		uri = r.URL.RequestURI() // absolute-form becomes origin-form
-	}
+	uri := originForm(r)
 	bw.WriteString(r.Method)
 	bw.WriteByte(' ')
 	bw.WriteString(uri)

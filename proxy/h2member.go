@@ -27,8 +27,11 @@ import (
 // the response had to be cut short after its head.
 func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchange, p *upstream.H2Pool, scheme string) (aborted bool) {
 	out := &h2client.Request{
-		Method: r.Method, Scheme: scheme, Authority: r.Host, Path: r.URL.RequestURI(),
+		Method: r.Method, Scheme: scheme, Authority: r.Host, Path: originForm(r),
 		Header: outboundHeader(r, x), ContentLength: r.ContentLength,
+	}
+	if out.Authority == "" { // an HTTP/1.0 client without Host: HTTP/2 needs one
+		out.Authority = x.member.Addr
 	}
 	if x.body != nil {
 		out.Body, out.BodyComplete, out.Abort = x.body, x.body.complete, x.body.abort

@@ -421,3 +421,22 @@ func TestCompleteResponseThenReset(t *testing.T) {
 		t.Fatalf("body %q, %v, trailer %v", body, err, o.resp.Trailer)
 	}
 }
+
+// TestBodilessResponsesKeepTheirLength: a 304 (or a HEAD's answer) may
+// carry the Content-Length of a body it does not send; that is no
+// mismatch.
+func TestBodilessResponsesKeepTheirLength(t *testing.T) {
+	c, p := newPeer(t, Options{})
+	for _, status := range []string{"304", "204"} {
+		id, done := p.request(c)
+		p.headers(id, true, ":status", status, "content-length", "1234")
+		o := wait(t, done)
+		if o.err != nil {
+			t.Fatalf("%s: %v", status, o.err)
+		}
+		if _, err := io.ReadAll(o.resp.Body); err != nil {
+			t.Fatalf("%s: %v", status, err)
+		}
+		o.resp.Body.Close()
+	}
+}

@@ -229,10 +229,11 @@ func toHeader(fields []hpack.HeaderField) http.Header {
 }
 
 // endLocked marks the member's side of s ended, checking the length it
-// declared; c.mu is held.
+// declared (not for HEAD, 204 and 304, whose Content-Length describes a
+// body not sent); c.mu is held.
 func (c *Conn) endLocked(s *stream) error {
 	s.ended = true
-	if s.declared >= 0 && s.received != s.declared && !s.isHead {
+	if s.declared >= 0 && s.received != s.declared && !s.isHead && s.status != http.StatusNotModified && s.status != http.StatusNoContent {
 		return malformed(s.id, "%d bytes of DATA for a content-length of %d", s.received, s.declared)
 	}
 	return nil
