@@ -1,16 +1,13 @@
 package proxy
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"io"
 	"maps"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/terminator-proxy/terminator/metrics"
@@ -45,29 +42,23 @@ func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchan
 	if httpwire.HasToken(r.Header, "Te", "trailers") {
 		out.Header["Te"] = []string{"trailers"} // gRPC needs it; the only TE HTTP/2 allows
 	}
-	ctx, cancel := context.WithCancel(r.Context()) // a client's reset cancels the member's stream
-	defer cancel()
-	// timeout_member_data: the wait for the head, then each silence.
-	idle := watchIdle(x.route.MemberTimeout, cancel)
-	defer idle.stop()
+	// A client's reset ends ctx, which resets the member's stream;
+	// timeout_member_data bounds the member's silence on it.
+	ctx := r.Context()
+	out.Silence = x.route.MemberTimeout
 	start := time.Now()
 	var tried []*lb.Member
 	for unprocessed := 0; ; {
 		c, h1, err := p.Get(ctx, x.member.Addr)
 		if h1 {
-			idle.stop()
 			return f.exchange(w, r, x, p.H1())
 		}
 		var resp *h2client.Response
 		if err == nil {
-			idle.touch()
 			resp, err = c.RoundTrip(ctx, out)
 		}
 		if err == nil {
-			return f.relayH2(w, r, x, resp, idle)
-		}
-		if idle.fired() {
-			err = silentError{x.route.MemberTimeout}
+			return f.relayH2(w, r, x, resp)
 		}
 		if errors.Is(err, h2client.ErrUnprocessed) && bodyUnsent(x) && unprocessed < maxRetries && ctx.Err() == nil {
 			unprocessed++
@@ -88,16 +79,6 @@ func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchan
 		return false
 	}
 }
-
-// silentError is a member that sent no response head within
-// timeout_member_data: a timeout (504), as on the HTTP/1.1 path.
-type silentError struct{ d time.Duration }
-
-func (e silentError) Error() string {
-	return fmt.Sprintf("no response head within timeout_member_data (%s)", e.d)
-}
-func (silentError) Timeout() bool   { return true }
-func (silentError) Temporary() bool { return true }
 
 // isGRPC reports whether r is a gRPC call (RFC-less, but every gRPC
 // implementation sends this content type).
@@ -154,7 +135,7 @@ func grpcTimeout(v string) (time.Duration, bool) {
 
 // relayH2 copies a member's response to the client, flushing as data
 // arrives (gRPC streams), then its trailers.
-func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange, resp *h2client.Response, idle *idleWatch) (aborted bool) {
+func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange, resp *h2client.Response) (aborted bool) {
 	defer resp.Body.Close()
 	out := w.Header()
 	copyEndToEnd(out, resp.Header)
@@ -176,7 +157,6 @@ func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange,
 	defer copyBuffers.Put(bp)
 	for {
 		n, rerr := resp.Body.Read(*bp)
-		idle.touch()
 		if n > 0 {
 			if _, err := w.Write((*bp)[:n]); err != nil {
 				x.member.Errors("client_gone").Inc()
@@ -190,8 +170,9 @@ func (f *Forwarder) relayH2(w http.ResponseWriter, r *http.Request, x *exchange,
 			break
 		}
 		if rerr != nil {
+			var silent h2client.SilenceError
 			switch {
-			case idle.fired():
+			case errors.As(rerr, &silent):
 				x.member.Errors("timeout").Inc()
 				f.log.Warn("member silent for longer than timeout_member_data; stream cut", "listener", x.route.Listener, "member", x.member.Name, "addr", x.member.Addr, "timeout", x.route.MemberTimeout)
 			case r.Context().Err() != nil:
@@ -232,39 +213,5 @@ func trailerSetter(w http.ResponseWriter) interface{ SetTrailers(http.Header) } 
 			return nil
 		}
 		w = u.Unwrap()
-	}
-}
-
-// idleWatch is timeout_member_data on an HTTP/2 member stream, from the
-// request to the head and then between DATA frames: a member silent that
-// long has its stream cancelled, as haproxy's timeout server cuts a
-// silent connection. A nil watch (no timeout) does nothing.
-type idleWatch struct {
-	d     time.Duration
-	t     *time.Timer
-	fires atomic.Bool
-}
-
-func watchIdle(d time.Duration, cancel context.CancelFunc) *idleWatch {
-	if d <= 0 {
-		return nil
-	}
-	w := &idleWatch{d: d}
-	w.t = time.AfterFunc(d, func() { w.fires.Store(true); cancel() })
-	return w
-}
-
-// touch restarts the wait: the member just sent something.
-func (w *idleWatch) touch() {
-	if w != nil && !w.fires.Load() {
-		w.t.Reset(w.d)
-	}
-}
-
-func (w *idleWatch) fired() bool { return w != nil && w.fires.Load() }
-
-func (w *idleWatch) stop() {
-	if w != nil {
-		w.t.Stop()
 	}
 }

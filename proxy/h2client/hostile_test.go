@@ -440,3 +440,65 @@ func TestBodilessResponsesKeepTheirLength(t *testing.T) {
 		o.resp.Body.Close()
 	}
 }
+
+// TestSilence: Request.Silence fails a stream whose member says nothing
+// for that long — before the head (a timeout error, the stream reset)
+// and between frames — but not one that keeps sending.
+func TestSilence(t *testing.T) {
+	c, p := newPeer(t, Options{})
+	const d = 200 * time.Millisecond
+	start := func() (uint32, chan outcome) {
+		t.Helper()
+		if !c.Reserve() {
+			t.Fatal("Reserve refused")
+		}
+		done := make(chan outcome, 1)
+		go func() {
+			resp, err := c.RoundTrip(context.Background(), &Request{Method: "GET", Scheme: "http", Authority: "m", Path: "/", Silence: d})
+			done <- outcome{resp, err}
+		}()
+		f := p.until("HEADERS", func(f http2.Frame) bool { _, ok := f.(*http2.MetaHeadersFrame); return ok })
+		return f.Header().StreamID, done
+	}
+
+	id, done := start()
+	p.until("RST_STREAM CANCEL", isReset(id, http2.ErrCodeCancel))
+	var se SilenceError
+	var ne net.Error
+	if o := wait(t, done); !errors.As(o.err, &se) || !errors.As(o.err, &ne) || !ne.Timeout() {
+		t.Fatalf("no head: %v, want a SilenceError that is a net.Error timeout", o.err)
+	}
+
+	// A member sending every d/2 for 3d is alive throughout.
+	id, done = start()
+	p.headers(id, false, ":status", "200")
+	o := wait(t, done)
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	read := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(o.resp.Body)
+		read <- err
+	}()
+	for range 6 {
+		time.Sleep(d / 2)
+		_ = p.fr.WriteData(id, false, []byte("tick"))
+	}
+	_ = p.fr.WriteData(id, true, nil)
+	if err := <-read; err != nil {
+		t.Fatalf("a member sending every %s: %v", d/2, err)
+	}
+	o.resp.Body.Close()
+
+	// Then silence mid-answer.
+	id, done = start()
+	p.headers(id, false, ":status", "200")
+	o = wait(t, done)
+	_ = p.fr.WriteData(id, false, []byte("first"))
+	got, err := io.ReadAll(o.resp.Body)
+	o.resp.Body.Close()
+	if string(got) != "first" || !errors.As(err, &se) {
+		t.Fatalf("silent mid-answer: %q %v", got, err)
+	}
+}

@@ -146,6 +146,7 @@ func (c *Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	s.touchLocked()
 	if err := c.headersLocked(s, f); err != nil {
 		c.resetLocked(s, http2.ErrCodeProtocol, err)
 	}
@@ -269,6 +270,7 @@ func (c *Conn) onData(f *http2.DataFrame) error {
 		c.recvUnacked += int32(len(data))
 		c.resetLocked(s, http2.ErrCodeStreamClosed, malformed(s.id, "DATA after the end of the stream"))
 	default:
+		s.touchLocked()
 		s.recvWindow -= n
 		s.unacked += n - int32(len(data))
 		s.received += int64(len(data))

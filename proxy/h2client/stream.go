@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -35,6 +36,12 @@ type Request struct {
 	// Trailer, when set, is called after Body's EOF for the trailer
 	// fields to send.
 	Trailer func() http.Header
+	// Silence bounds the member's silence on the stream (0: none): from
+	// the request to the response head, then between its frames while
+	// the caller reads. The stream is then reset and fails with a
+	// SilenceError. It is re-armed at most every Silence/8, so it fires
+	// between 7/8 and all of it after the last sign of life.
+	Silence time.Duration
 }
 
 // Response is a member's answer. Body must be closed; Trailer is filled
@@ -45,6 +52,20 @@ type Response struct {
 	Trailer http.Header
 	Body    *Body
 }
+
+// SilenceError is a stream whose member stayed silent for Request.Silence.
+type SilenceError struct{ D time.Duration }
+
+func (e SilenceError) Error() string {
+	return fmt.Sprintf("the member sent nothing on the stream for %s", e.D)
+}
+
+// Timeout reports true: the error is a timeout (a 504 before any
+// answer). With Temporary, SilenceError is a net.Error.
+func (SilenceError) Timeout() bool { return true }
+
+// Temporary reports true, as net's timeouts do.
+func (SilenceError) Temporary() bool { return true }
 
 // StreamError is a stream the member reset.
 type StreamError struct{ Code http2.ErrCode }
@@ -64,6 +85,9 @@ type stream struct {
 	abort    func()        // Request.Abort
 	resp     Response      // what RoundTrip returns, made with the stream
 	body     Body
+	silence  time.Duration // Request.Silence
+	timer    *time.Timer   // fires silent; nil without a bound
+	armed    int64         // unix nanos of the timer's last re-arm
 
 	status     int // 0 until the response head
 	header     http.Header
@@ -95,6 +119,30 @@ func (s *stream) signalSend() {
 	case s.sendWake <- struct{}{}:
 	default:
 	}
+}
+
+// touchLocked re-arms the silence timer when an eighth of it has passed
+// since the last time; c.mu is held.
+func (s *stream) touchLocked() {
+	if s.timer == nil {
+		return
+	}
+	if now := time.Now().UnixNano(); now-s.armed >= int64(s.silence/8) {
+		s.armed = now
+		s.timer.Reset(s.silence)
+	}
+}
+
+// silent runs on the silence timer: a stream still waiting for its member
+// is reset and fails with a SilenceError.
+func (s *stream) silent() {
+	c := s.c
+	c.mu.Lock()
+	if !s.closed && !s.ended && s.err == nil {
+		c.resetLocked(s, http2.ErrCodeCancel, SilenceError{s.silence})
+	}
+	c.mu.Unlock()
+	c.kick()
 }
 
 // failLocked ends s with err; c.mu is held.
@@ -142,6 +190,10 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Response, error) {
 	s.id = c.nextID
 	c.nextID += 2
 	c.mu.Lock()
+	if r.Silence > 0 {
+		s.silence, s.armed = r.Silence, time.Now().UnixNano()
+		s.timer = time.AfterFunc(r.Silence, s.silent)
+	}
 	c.streams[s.id] = s
 	c.opened.Store(s.id)
 	if c.nextID > maxStreamID {
@@ -374,6 +426,9 @@ func (s *stream) close() {
 		return
 	}
 	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
 	reset := !s.gone && !s.resetSent && !(s.ended && s.sentEnd)
 	s.resetSent = true
 	if !s.gone {
@@ -435,6 +490,7 @@ func (b *Body) Read(p []byte) (int, error) {
 		c.mu.Lock()
 	}
 	if s.off < len(s.data) {
+		s.touchLocked() // the caller is reading: a member held back by flow control is not silent
 		n := copy(p, s.data[s.off:])
 		s.off += n
 		if s.off == len(s.data) {
