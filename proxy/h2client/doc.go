@@ -24,7 +24,9 @@
 //
 // A connection silent for Options.PingAfter is pinged and closed when
 // the answer does not come within Options.PingTimeout; one without
-// streams for Options.IdleTimeout closes itself.
+// streams for Options.IdleTimeout closes itself. A stream whose member
+// says nothing for Request.Silence (while the caller reads) is reset and
+// fails with a SilenceError, a net.Error timeout.
 //
 // Files: conn.go (the connection, its life and timers), read.go (the
 // read loop), write.go (the write side), stream.go (requests, responses,

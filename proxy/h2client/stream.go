@@ -159,8 +159,8 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 16<<10); return 
 
 // RoundTrip sends r on a stream reserved with Reserve (which it uses up,
 // successful or not) and returns the response head. ctx ends the stream:
-// it resets it when done before the stream is; a bound on the member's
-// silence is the caller's, through ctx.
+// it resets it when done before the stream is; r.Silence bounds the
+// member's silence on it.
 func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Response, error) {
 	s := &stream{c: c, ctx: ctx, isHead: r.Method == http.MethodHead, wake: make(chan struct{}, 1), declared: -1, recvWindow: streamWindow}
 	c.lockWrite()
@@ -180,7 +180,6 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Response, error) {
 		c.enc.SetMaxDynamicTableSizeLimit(uint32(c.tableSize))
 		c.tableSize = -1
 	}
-	s.sendWindow = c.peerWindow
 	c.mu.Unlock()
 	if err := c.encodeHead(r, limit); err != nil {
 		c.unlockWrite()
@@ -194,6 +193,7 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Response, error) {
 		s.silence, s.armed = r.Silence, time.Now().UnixNano()
 		s.timer = time.AfterFunc(r.Silence, s.silent)
 	}
+	s.sendWindow = c.peerWindow // with the registration: a SETTINGS change applies to it from now on
 	c.streams[s.id] = s
 	c.opened.Store(s.id)
 	if c.nextID > maxStreamID {
