@@ -157,17 +157,6 @@ func (c *Conn) Reserve() bool {
 	return true
 }
 
-// Closed reports whether the connection has ended: it takes no requests
-// and has none in flight.
-func (c *Conn) Closed() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // Unusable reports whether the connection takes no new streams ever
 // again (ended, or going away).
 func (c *Conn) Unusable() bool {

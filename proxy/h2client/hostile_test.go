@@ -350,10 +350,10 @@ func TestSilentMemberIsPingedThenClosed(t *testing.T) {
 	c, p := newPeer(t, Options{PingAfter: 50 * time.Millisecond, PingTimeout: 100 * time.Millisecond})
 	p.until("a PING", func(f http2.Frame) bool { pf, ok := f.(*http2.PingFrame); return ok && !pf.IsAck() })
 	deadline := time.Now().Add(5 * time.Second)
-	for !c.Closed() && time.Now().Before(deadline) {
+	for !closed(c) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if !c.Closed() {
+	if !closed(c) {
 		t.Fatal("a member that does not answer PING keeps its connection")
 	}
 
@@ -362,10 +362,10 @@ func TestSilentMemberIsPingedThenClosed(t *testing.T) {
 	p.headers(id, true, ":status", "200")
 	wait(t, done).resp.Body.Close()
 	deadline = time.Now().Add(5 * time.Second)
-	for !c.Closed() && time.Now().Before(deadline) {
+	for !closed(c) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if !c.Closed() {
+	if !closed(c) {
 		t.Fatal("an idle connection outlived IdleTimeout")
 	}
 }
@@ -381,7 +381,7 @@ func TestAnsweredPingKeepsTheConnection(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if c.Closed() {
+	if closed(c) {
 		t.Fatalf("closed though every PING was answered: %v", c.err)
 	}
 	p.headers(id, true, ":status", "200")
@@ -500,5 +500,15 @@ func TestSilence(t *testing.T) {
 	o.resp.Body.Close()
 	if string(got) != "first" || !errors.As(err, &se) {
 		t.Fatalf("silent mid-answer: %q %v", got, err)
+	}
+}
+
+// closed reports whether c has ended.
+func closed(c *Conn) bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
 	}
 }
