@@ -26,6 +26,7 @@ func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchan
 	out := &h2client.Request{
 		Method: r.Method, Scheme: scheme, Authority: r.Host, Path: originForm(r),
 		Header: outboundHeader(r, x), ContentLength: r.ContentLength,
+		Silence: x.route.MemberTimeout, // timeout_member_data
 	}
 	if out.Authority == "" { // an HTTP/1.0 client without Host: HTTP/2 needs one
 		out.Authority = x.member.Addr
@@ -42,10 +43,7 @@ func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchan
 	if httpwire.HasToken(r.Header, "Te", "trailers") {
 		out.Header["Te"] = []string{"trailers"} // gRPC needs it; the only TE HTTP/2 allows
 	}
-	// A client's reset ends ctx, which resets the member's stream;
-	// timeout_member_data bounds the member's silence on it.
-	ctx := r.Context()
-	out.Silence = x.route.MemberTimeout
+	ctx := r.Context() // a client's reset ends it, which resets the member's stream
 	start := time.Now()
 	var tried []*lb.Member
 	for unprocessed := 0; ; {
@@ -64,10 +62,10 @@ func (f *Forwarder) exchangeH2(w http.ResponseWriter, r *http.Request, x *exchan
 			unprocessed++
 			continue
 		}
-		if x.retryElsewhere(r.Context(), err, &tried) {
+		if x.retryElsewhere(ctx, err, &tried) {
 			continue
 		}
-		if isGRPC(r) && r.Context().Err() == nil && grpcDeadlinePassed(r, start) {
+		if isGRPC(r) && ctx.Err() == nil && grpcDeadlinePassed(r, start) {
 			// The member reset the stream because the call's deadline
 			// fired there, usually just before the client's own: not a
 			// member failure.

@@ -37,7 +37,19 @@ func serveH2(t *testing.T, handler http.Handler, o Options) *Conn {
 			wg.Go(func() { srv.ServeConn(c, &http2.ServeConnOpts{Handler: handler}) })
 		}
 	})
-	nc, err := net.Dial("tcp", ln.Addr().String())
+	c := dial(t, ln.Addr().String(), o)
+	t.Cleanup(func() {
+		c.Close()
+		ln.Close()
+		wg.Wait()
+	})
+	return c
+}
+
+// dial connects a Conn with options o to the member at addr.
+func dial(t *testing.T, addr string, o Options) *Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,11 +57,6 @@ func serveH2(t *testing.T, handler http.Handler, o Options) *Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		c.Close()
-		ln.Close()
-		wg.Wait()
-	})
 	return c
 }
 

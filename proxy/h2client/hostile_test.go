@@ -40,14 +40,7 @@ func newPeer(t *testing.T, o Options, settings ...http2.Setting) (*Conn, *peer) 
 		c, _ := ln.Accept()
 		accepted <- c
 	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := New(nc, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dial(t, ln.Addr().String(), o)
 	sc := <-accepted
 	p := &peer{t: t, nc: sc}
 	p.fr = http2.NewFramer(sc, bufio.NewReader(sc))

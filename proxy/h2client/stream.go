@@ -222,7 +222,7 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Response, error) {
 	c.mu.Lock()
 	s.resp = Response{Status: s.status, Header: s.header, Body: &s.body}
 	c.mu.Unlock()
-	s.body = Body{s: s, resp: &s.resp}
+	s.body = Body{s: s}
 	return &s.resp, nil
 }
 
@@ -468,10 +468,7 @@ func (c *Conn) ackConnLocked() {
 }
 
 // Body is a response body; it is not safe for concurrent use.
-type Body struct {
-	s    *stream
-	resp *Response
-}
+type Body struct{ s *stream }
 
 // Read reads response DATA as it arrives; io.EOF once the member ended
 // the stream (Response.Trailer is then set), the stream's error if it
@@ -510,7 +507,7 @@ func (b *Body) Read(p []byte) (int, error) {
 	}
 	err := s.err
 	if err == nil {
-		b.resp.Trailer = s.trailer
+		s.resp.Trailer = s.trailer
 		err = io.EOF
 	}
 	c.mu.Unlock()

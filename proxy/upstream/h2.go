@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"net"
 	"slices"
 	"sync"
@@ -121,15 +120,9 @@ func (p *H2Pool) dial(ctx context.Context, addr string) (*h2client.Conn, bool, e
 	}
 	nc := raw
 	if p.tls != nil {
-		if p.key.Connect > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, p.key.Connect)
-			defer cancel()
-		}
-		tc := tls.Client(raw, p.tls)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			raw.Close()
-			return nil, false, &net.OpError{Op: "dial", Net: "tcp", Addr: raw.RemoteAddr(), Err: fmt.Errorf("TLS to member: %w", err)}
+		tc, err := handshake(ctx, raw, p.tls, p.key.Connect)
+		if err != nil {
+			return nil, false, err
 		}
 		if tc.ConnectionState().NegotiatedProtocol != "h2" {
 			tc.Close()

@@ -205,6 +205,22 @@ func (u *Pool) CloseIdle() {
 	}
 }
 
+// handshake runs TLS over c within connect (0: no bound beyond ctx). A
+// failure closes c and is a dial error, as a refused connection is.
+func handshake(ctx context.Context, c net.Conn, cfg *tls.Config, connect time.Duration) (*tls.Conn, error) {
+	if connect > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, connect)
+		defer cancel()
+	}
+	tc := tls.Client(c, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: c.RemoteAddr(), Err: fmt.Errorf("TLS to member: %w", err)}
+	}
+	return tc, nil
+}
+
 // Dial connects to a member: TCP within the connect timeout, then the PROXY
 // header and the TLS handshake when the pool asks for them.
 func (u *Pool) Dial(ctx context.Context, cl Client, addr string) (*Conn, error) {
@@ -229,15 +245,9 @@ func (u *Pool) Dial(ctx context.Context, cl Client, addr string) (*Conn, error) 
 	if u.tls != nil {
 		cfg := u.tls.Clone()           // per member connection, not per request
 		cfg.ServerName = cl.ServerName // the client's SNI
-		if u.key.Connect > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, u.key.Connect)
-			defer cancel()
-		}
-		tc := tls.Client(c, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			c.Close()
-			return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: raw.RemoteAddr(), Err: fmt.Errorf("TLS to member: %w", err)}
+		tc, err := handshake(ctx, c, cfg, u.key.Connect)
+		if err != nil {
+			return nil, err
 		}
 		c = tc
 	}
