@@ -27,6 +27,7 @@ type options struct {
 	sniCerts  int
 	work, out string
 	profile   []string // scenarios to profile terminator under
+	perf      []string // scenarios to sample every frontend under with perf
 	base      string   // git ref built as the extra frontend "terminator-base"
 	boring    bool     // the extra frontend is this tree built with BoringCrypto
 	baseEnv   []string // VAR=value for terminator-base only (GC settings A/B)
@@ -49,6 +50,8 @@ func main() {
 	var baseEnv string
 	flag.StringVar(&baseEnv, "base-env", "", "comma-separated VAR=value given to terminator-base only (e.g. -base HEAD -base-env GOGC=50: one build, two GC settings)")
 	flag.StringVar(&prof, "profile", "", "comma-separated scenarios to take a terminator CPU profile under (written to the results directory)")
+	var perf string
+	flag.StringVar(&perf, "perf", "", "comma-separated scenarios to run once more per frontend under perf record, reporting CPU by category (kernel, TLS crypto, Go runtime, libc, proxy code)")
 	flag.StringVar(&o.out, "o", "", "results directory (default bench/results/<timestamp>)")
 	flag.Parse()
 	if o.quick {
@@ -82,6 +85,9 @@ func main() {
 	}
 	if prof != "" {
 		o.profile = strings.Split(prof, ",")
+	}
+	if perf != "" {
+		o.perf = strings.Split(perf, ",")
 	}
 	wd, _ := os.Getwd()
 	o.repo = wd

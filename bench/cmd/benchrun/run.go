@@ -49,6 +49,9 @@ func (b *bench) run() error {
 	if err := b.profiles(); err != nil {
 		return err
 	}
+	if err := b.perfShares(); err != nil {
+		return err
+	}
 	if b.opts.want("mem") {
 		if err := b.memory(); err != nil {
 			return err
@@ -173,14 +176,9 @@ func (b *bench) profiles() error {
 		return err
 	}
 	for _, id := range b.opts.profile {
-		var sc *scenario
-		for _, s := range b.scenarios() {
-			if s.id == id {
-				sc = &s
-			}
-		}
-		if sc == nil {
-			return fmt.Errorf("-profile: unknown scenario %q", id)
+		sc, err := b.scenario(id)
+		if err != nil {
+			return fmt.Errorf("-profile: %w", err)
 		}
 		file := filepath.Join(b.opts.out, "terminator-"+id+".pprof")
 		secs := int(b.opts.dur.Seconds()) - 1
@@ -192,7 +190,7 @@ func (b *bench) profiles() error {
 			}
 			done <- err
 		}()
-		r := b.measure(-1, *sc, "terminator")
+		r := b.measure(-1, sc, "terminator")
 		if err := <-done; err != nil {
 			return fmt.Errorf("profile %s: %w", id, err)
 		}
