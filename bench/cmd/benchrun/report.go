@@ -107,7 +107,11 @@ func (b *bench) report() error {
 	cells, order := b.aggregate()
 	var md strings.Builder
 	stamp := time.Now().UTC().Format("2006-01-02 15:04 UTC")
-	fmt.Fprintf(&md, "## Bench results, %s\n\nMachine: %s. %d rep(s) × %v windows; frontends pinned to core 1 with one thread each, load and backend on core 0.\n\n", stamp, machine(), b.opts.reps, b.opts.dur)
+	env := "terminator with its packaged unit's environment (" + strings.Join(b.terminatorEnv(), " ") + ")"
+	if len(b.opts.baseEnv) > 0 {
+		env += ", terminator-base with " + strings.Join(b.opts.baseEnv, " ") + " on top"
+	}
+	fmt.Fprintf(&md, "## Bench results, %s\n\nMachine: %s. %d rep(s) × %v windows; frontends pinned to core 1 with one thread each, load and backend on core 0; %s.\n\n", stamp, machine(), b.opts.reps, b.opts.dur, env)
 	md.WriteString("CPU is the frontend's utime+stime per 1,000 requests (per 1,000 connections for hs-*), median [spread %]. Ratios are taken within each repetition: median [min..max].\n\n")
 	md.WriteString("Steal is the share of the proxy core the hypervisor gave to other guests during the window (max over repetitions); above ~20% a slice is disturbed.\n\n")
 	md.WriteString("| scenario | frontend | req/s | CPU-ms/1k [spr] | ratio vs haproxy | ratio vs nginx | p99 ms | new backend conns | steal | checks |\n|---|---|---|---|---|---|---|---|---|---|\n")

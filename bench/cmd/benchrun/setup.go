@@ -124,14 +124,14 @@ func (b *bench) startFrontend(name string) (*proc, error) {
 	case "nginx":
 		p, err = b.start(name, proxyCPU, nil, "nginx", "-p", w, "-c", filepath.Join(w, "nginx.conf"), "-e", filepath.Join(w, "nginx-error.log"))
 	case "terminator":
-		p, err = b.start(name, proxyCPU, []string{"GOMAXPROCS=1"}, b.bin["terminator"], "serve", "--config", filepath.Join(w, "terminator.yaml"))
+		p, err = b.start(name, proxyCPU, b.terminatorEnv(), b.bin["terminator"], "serve", "--config", filepath.Join(w, "terminator.yaml"))
 	case "terminator-base":
 		cfg := strings.NewReplacer("8443", "8444", "8453", "8454", "127.0.0.1:9110", "127.0.0.1:9111").Replace(b.terminatorConfig())
 		path := filepath.Join(w, "terminator-base.yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 			return nil, err
 		}
-		p, err = b.start(name, proxyCPU, append([]string{"GOMAXPROCS=1"}, b.opts.baseEnv...), b.bin["terminator-base"], "serve", "--config", path)
+		p, err = b.start(name, proxyCPU, append(b.terminatorEnv(), b.opts.baseEnv...), b.bin["terminator-base"], "serve", "--config", path)
 	default:
 		return nil, fmt.Errorf("unknown frontend %q", name)
 	}
@@ -291,4 +291,25 @@ func writeGRPCRequest(path string) error {
 	frame := make([]byte, 5, 5+len(msg))
 	binary.BigEndian.PutUint32(frame[1:], uint32(len(msg)))
 	return os.WriteFile(path, append(frame, msg...), 0o644)
+}
+
+// unitFile is the packaged service whose environment terminator runs with.
+const unitFile = "packaging/systemd/terminator.service"
+
+// terminatorEnv is the environment terminator is measured with: one thread
+// (as haproxy and nginx) and the Environment= settings of the packaged
+// systemd unit, so that the bench measures terminator as it is shipped.
+// Later entries win, so -base-env can override them.
+func (b *bench) terminatorEnv() []string {
+	env := []string{"GOMAXPROCS=1"}
+	data, err := os.ReadFile(filepath.Join(b.opts.repo, unitFile))
+	if err != nil {
+		return env
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Environment="); ok {
+			env = append(env, strings.Fields(strings.ReplaceAll(v, `"`, ""))...)
+		}
+	}
+	return env
 }

@@ -100,7 +100,7 @@ pools:
 			argv = []string{"haproxy", "-db", "-f", filepath.Join(dir, "haproxy.cfg")}
 		case "terminator":
 			argv = []string{b.bin["terminator"], "serve", "--config", filepath.Join(dir, "terminator.yaml")}
-			env = []string{"GOMAXPROCS=1"}
+			env = b.terminatorEnv()
 			port = 8463
 		}
 		f.addr = fmt.Sprintf("127.0.0.1:%d", port)
