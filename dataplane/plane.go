@@ -18,6 +18,7 @@ import (
 	"github.com/terminator-proxy/terminator/peersync"
 	"github.com/terminator-proxy/terminator/proxy"
 	"github.com/terminator-proxy/terminator/proxy/lb"
+	"github.com/terminator-proxy/terminator/proxy/sockio"
 	"github.com/terminator-proxy/terminator/udprelay"
 )
 
@@ -29,7 +30,8 @@ type Options struct {
 	// DrainTimeout bounds how long a removed listener (or, at Shutdown,
 	// every listener) may take to finish its requests. Default 30s.
 	DrainTimeout time.Duration
-	// Listen binds sockets; default net.Listen. ListenPacket binds the
+	// Listen binds sockets; default sockio.Listen (net.Listen's keep-alive
+	// settings, set once on the listening socket). ListenPacket binds the
 	// sockets of UDP listeners; default net.ListenPacket.
 	Listen       func(network, addr string) (net.Listener, error)
 	ListenPacket func(network, addr string) (net.PacketConn, error)
@@ -81,7 +83,7 @@ func New(o Options) *Plane {
 		o.DrainTimeout = 30 * time.Second
 	}
 	if o.Listen == nil {
-		o.Listen = net.Listen
+		o.Listen = sockio.Listen
 	}
 	if o.ListenPacket == nil {
 		o.ListenPacket = net.ListenPacket

@@ -10,6 +10,8 @@ import (
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/terminator-proxy/terminator/proxy/sockio"
 )
 
 // inNamespace runs f on an OS thread switched into the amphora namespace
@@ -67,7 +69,7 @@ func freebind(network, _ string, c syscall.RawConn) error {
 func (p *Plugger) Listen(network, addr string) (net.Listener, error) {
 	var ln net.Listener
 	err := p.inNamespace(func() (err error) {
-		lc := net.ListenConfig{Control: freebind}
+		lc := sockio.ListenConfig(freebind)
 		ln, err = lc.Listen(context.Background(), network, addr)
 		return err
 	})

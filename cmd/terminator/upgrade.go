@@ -11,6 +11,7 @@ import (
 
 	"github.com/terminator-proxy/terminator/dataplane"
 	"github.com/terminator-proxy/terminator/metrics"
+	"github.com/terminator-proxy/terminator/proxy/sockio"
 	"github.com/terminator-proxy/terminator/upgrade"
 )
 
@@ -31,7 +32,7 @@ func (b binder) listen(kind, addr string) (net.Listener, error) {
 	if ok || err != nil {
 		return ln, err
 	}
-	return net.Listen("tcp", addr)
+	return sockio.Listen("tcp", addr)
 }
 
 func (b binder) listenPacket(addr string) (net.PacketConn, error) {

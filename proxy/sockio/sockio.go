@@ -1,8 +1,9 @@
 // Package sockio holds what terminator's connection loops share below
 // HTTP: a Probe that looks at a socket without reading from it (an idle
 // connection waiting for its client with no buffer, a pooled member
-// connection checked before reuse) and a FillTracker that tells whether
-// the layer under a buffered reader may hold more bytes.
+// connection checked before reuse), a FillTracker that tells whether
+// the layer under a buffered reader may hold more bytes, and the
+// configuration of client-facing listening sockets (ListenConfig).
 package sockio
 
 import (

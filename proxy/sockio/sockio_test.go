@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -100,5 +101,47 @@ func TestFillTracker(t *testing.T) {
 	}
 	if _, _ = ft.Read(buf); ft.Full() {
 		t.Error("a short read is full")
+	}
+}
+
+// TestListenKeepAlive checks that a connection accepted from Listen has
+// the keep-alive settings net.Listen's connections get, inherited from the
+// listening socket rather than set per connection.
+func TestListenKeepAlive(t *testing.T) {
+	ln, err := Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][3]int{
+		"SO_KEEPALIVE":  {syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1},
+		"TCP_KEEPIDLE":  {syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, 15},
+		"TCP_KEEPINTVL": {syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, 15},
+		"TCP_KEEPCNT":   {syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, 9},
+		"TCP_NODELAY":   {syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1},
+	}
+	for name, o := range want {
+		var got int
+		var gerr error
+		if err := rc.Control(func(fd uintptr) { got, gerr = syscall.GetsockoptInt(int(fd), o[0], o[1]) }); err != nil {
+			t.Fatal(err)
+		}
+		if gerr != nil || got != o[2] {
+			t.Errorf("accepted connection: %s = %d (%v), want %d", name, got, gerr, o[2])
+		}
 	}
 }
