@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/terminator-proxy/terminator/proxy/sockio"
 )
 
 // clientBody is a request body that enforces the client inactivity timeout
@@ -124,17 +126,12 @@ func (outboundBody) Close() error { return nil }
 // written to a member or a response to a client.
 var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 
-// deadline re-arms a connection deadline at most every timeout/8.
+// deadline is a connection deadline of timeout, re-armed as sockio.Rearm
+// allows.
 type deadline struct {
 	timeout time.Duration
-	last    time.Time
+	rearm   sockio.Rearm
 }
 
 // due reports whether the deadline should be re-armed now, and records it.
-func (d *deadline) due(now time.Time) bool {
-	if d.timeout <= 0 || now.Sub(d.last) < d.timeout/8 {
-		return false
-	}
-	d.last = now
-	return true
-}
+func (d *deadline) due(now time.Time) bool { return d.rearm.Due(now, d.timeout) }

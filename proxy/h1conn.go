@@ -178,8 +178,10 @@ func (hc *h1conn) serve() {
 	base := (&http.Request{}).WithContext(hc.ctx)
 	for {
 		st := hc.l.route.Load()
-		if dl.timeout = st.ClientTimeout; dl.timeout > 0 && dl.due(time.Now()) {
-			_ = hc.c.SetReadDeadline(dl.last.Add(dl.timeout)) // idle, then header read
+		if dl.timeout = st.ClientTimeout; dl.timeout > 0 {
+			if now := time.Now(); dl.due(now) {
+				_ = hc.c.SetReadDeadline(now.Add(dl.timeout)) // idle, then header read
+			}
 		}
 		if hc.br == nil {
 			if hc.idleSafe() {

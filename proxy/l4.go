@@ -4,12 +4,12 @@ import (
 	"context"
 	"io"
 	"net"
-	"sync/atomic"
 	"time"
 
 	"github.com/pires/go-proxyproto"
 
 	"github.com/terminator-proxy/terminator/proxy/lb"
+	"github.com/terminator-proxy/terminator/proxy/sockio"
 	"github.com/terminator-proxy/terminator/proxy/upstream"
 )
 
@@ -131,21 +131,18 @@ func withIdleTimeout(c net.Conn, timeout time.Duration) net.Conn {
 }
 
 // deadlineConn is withIdleTimeout's connection. Its deadline is re-armed
-// at most every idle/8, as the member connections' timeout layer does
+// as sockio.Rearm allows, as the member connections' timeout layer does
 // (package upstream).
 type deadlineConn struct {
 	net.Conn
-	idle time.Duration
-	last atomic.Int64 // unix nanos of the last re-arm
+	idle  time.Duration
+	rearm sockio.Rearm
 }
 
 func (c *deadlineConn) extend() {
-	now := time.Now()
-	if now.UnixNano()-c.last.Load() < int64(c.idle/8) {
-		return
+	if now := time.Now(); c.rearm.Due(now, c.idle) {
+		_ = c.Conn.SetDeadline(now.Add(c.idle))
 	}
-	c.last.Store(now.UnixNano())
-	_ = c.Conn.SetDeadline(now.Add(c.idle))
 }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/terminator-proxy/terminator/proxy/sockio"
 )
 
 // Request is one request as RoundTrip sends it.
@@ -87,7 +89,7 @@ type stream struct {
 	body     Body
 	silence  time.Duration // Request.Silence
 	timer    *time.Timer   // fires silent; nil without a bound
-	armed    int64         // unix nanos of the timer's last re-arm
+	rearm    sockio.Rearm  // when the timer was last re-armed
 
 	status     int // 0 until the response head
 	header     http.Header
@@ -127,8 +129,7 @@ func (s *stream) touchLocked() {
 	if s.timer == nil {
 		return
 	}
-	if now := time.Now().UnixNano(); now-s.armed >= int64(s.silence/8) {
-		s.armed = now
+	if s.rearm.Due(time.Now(), s.silence) {
 		s.timer.Reset(s.silence)
 	}
 }
@@ -190,7 +191,8 @@ func (c *Conn) RoundTrip(ctx context.Context, r *Request) (*Response, error) {
 	c.nextID += 2
 	c.mu.Lock()
 	if r.Silence > 0 {
-		s.silence, s.armed = r.Silence, time.Now().UnixNano()
+		s.silence = r.Silence
+		s.rearm.Armed(time.Now())
 		s.timer = time.AfterFunc(r.Silence, s.silent)
 	}
 	s.sendWindow = c.peerWindow // with the registration: a SETTINGS change applies to it from now on

@@ -16,6 +16,13 @@ func tcpPair(t *testing.T) (*net.TCPConn, net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pairOn(t, ln)
+}
+
+// pairOn connects to ln and returns the client side and the accepted
+// connection; ln is closed.
+func pairOn(t *testing.T, ln net.Listener) (*net.TCPConn, net.Conn) {
+	t.Helper()
 	defer ln.Close()
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
@@ -112,17 +119,7 @@ func TestListenKeepAlive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	c, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	_, c := pairOn(t, ln)
 	rc, err := c.(*net.TCPConn).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
@@ -143,5 +140,30 @@ func TestListenKeepAlive(t *testing.T) {
 		if gerr != nil || got != o[2] {
 			t.Errorf("accepted connection: %s = %d (%v), want %d", name, got, gerr, o[2])
 		}
+	}
+}
+
+func TestRearm(t *testing.T) {
+	var r Rearm
+	t0 := time.Unix(1000, 0)
+	const timeout = 8 * time.Second
+	for _, step := range []struct {
+		at   time.Duration
+		want bool
+	}{{0, true}, {999 * time.Millisecond, false}, {time.Second, true}, {1500 * time.Millisecond, false}, {2 * time.Second, true}} {
+		if got := r.Due(t0.Add(step.at), timeout); got != step.want {
+			t.Errorf("Due at +%v = %v, want %v", step.at, got, step.want)
+		}
+	}
+	r.Reset()
+	if !r.Due(t0.Add(2*time.Second), timeout) {
+		t.Error("Due right after Reset = false, want true")
+	}
+	r.Armed(t0.Add(5 * time.Second))
+	if r.Due(t0.Add(5500*time.Millisecond), timeout) {
+		t.Error("Due 0.5 s after Armed = true, want false")
+	}
+	if r.Due(t0.Add(time.Hour), 0) {
+		t.Error("Due with no timeout = true, want false")
 	}
 }

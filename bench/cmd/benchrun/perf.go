@@ -35,8 +35,7 @@ func (b *bench) perfShares() error {
 	b.extra = append(b.extra, "\n### Where the CPU goes (`perf record`, CPU-µs per request or connection)\n\n"+
 		"| scenario | frontend | CPU-µs/unit without perf | under perf | kernel | TLS crypto | Go runtime | libc, syscall stubs, vDSO | proxy code | unattributed |\n|---|---|---|---|---|---|---|---|---|---|")
 	for _, id := range b.opts.perf {
-		sc, err := b.scenario(id)
-		if err != nil {
+		if _, err := b.scenario(id); err != nil {
 			return fmt.Errorf("-perf: %w", err)
 		}
 		for _, f := range b.opts.frontends {
@@ -52,7 +51,7 @@ func (b *bench) perfShares() error {
 			if err := rec.Start(); err != nil {
 				return fmt.Errorf("perf record: %w", err)
 			}
-			r := b.measureFor(sc, f, time.Duration(secs+1)*time.Second)
+			r := b.measureFor(id, f, time.Duration(secs+1)*time.Second)
 			if err := rec.Wait(); err != nil {
 				return fmt.Errorf("perf record %s %s: %v: %s", id, f, err, recErr.String())
 			}
@@ -78,12 +77,13 @@ func (b *bench) perfShares() error {
 	return nil
 }
 
-// measureFor measures sc on front once with a window of d.
-func (b *bench) measureFor(sc scenario, front string, d time.Duration) row {
+// measureFor measures scenario id on front once with a window of d (the
+// scenario's command line is built from the window, so it is built anew).
+func (b *bench) measureFor(id, front string, d time.Duration) row {
 	saved := b.opts.dur
 	b.opts.dur = d
 	defer func() { b.opts.dur = saved }()
-	sc, _ = b.scenario(sc.id) // its command line carries the window
+	sc, _ := b.scenario(id)
 	return b.measure(-1, sc, front)
 }
 
